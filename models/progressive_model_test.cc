@@ -1,0 +1,253 @@
+#include "models/progressive_model.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/model_repository.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using ::tandem::testing::IsOk;
+using ::tandem::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A linear layer (+ReLU) as a TorchScript module, built without Python.
+torch::jit::Module Linear(const std::string& type, int64_t in, int64_t out, bool relu) {
+  torch::jit::Module m(type);
+  m.register_parameter("w", torch::randn({in, out}), /*is_buffer=*/false);
+  m.define(relu ? "def forward(self, x):\n  return torch.relu(torch.matmul(x, self.w))\n"
+                : "def forward(self, x):\n  return torch.matmul(x, self.w)\n");
+  return m;
+}
+
+// What a test package looks like; each field can be broken on purpose.
+struct TinySpec {
+  std::string name = "tiny";
+  std::vector<int64_t> widths = {4, 6, 6, 5};  // Input, then each block's output.
+  std::vector<std::string> exit_keys = {"0", "2"};
+  int64_t classes = 3;
+  bool with_blocks = true;
+  std::string config_extra;
+  std::string config_exits = "exits { block: 0 threshold: 0.8 }\nexits { block: 2 }\n";
+  int num_blocks = 3;
+  std::vector<int64_t> input_dims = {4};
+  std::string version = "1";
+};
+
+// Writes <root>/<spec.name>/{config.pbtxt, <version>/model.pt} and returns
+// the package directory. Weights are seeded: equal specs give equal models.
+std::string WritePackage(const fs::path& root, const TinySpec& spec) {
+  torch::manual_seed(5);
+  torch::jit::Module model("Tiny");
+  torch::jit::Module blocks("Blocks"), exits("Exits");
+  for (size_t b = 0; b + 1 < spec.widths.size(); ++b) {
+    blocks.register_module(std::to_string(b),
+                           Linear("Block" + std::to_string(b), spec.widths[b],
+                                  spec.widths[b + 1], true));
+  }
+  for (const std::string& key : spec.exit_keys) {
+    const int block = std::stoi(key);
+    const int64_t width = spec.widths[std::min<size_t>(block + 1, spec.widths.size() - 1)];
+    exits.register_module(key, Linear("Exit" + key, width, spec.classes, false));
+  }
+  if (spec.with_blocks) model.register_module("blocks", blocks);
+  model.register_module("exits", exits);
+  const fs::path dir = root / spec.name;
+  fs::create_directories(dir / spec.version);
+  model.save((dir / spec.version / "model.pt").string());
+  std::ofstream config(dir / "config.pbtxt");
+  config << "name: \"" << spec.name << "\"\nplatform: \"tandem_torchscript\"\n"
+         << "max_batch_size: 8\nnum_blocks: " << spec.num_blocks << "\n"
+         << "input { name: \"x\" datatype: \"FP32\" dims: [";
+  for (size_t i = 0; i < spec.input_dims.size(); ++i) {
+    config << (i ? ", " : "") << spec.input_dims[i];
+  }
+  config << "] }\n" << spec.config_exits << spec.config_extra;
+  return dir.string();
+}
+
+class ProgressiveModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("tandem_pm_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  fs::path root_;
+};
+
+TEST_F(ProgressiveModelTest, LoadsTinyPackageAndRunsBlockRanges) {
+  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(WritePackage(root_, {}), {}));
+  EXPECT_EQ(model->name(), "tiny");
+  EXPECT_EQ(model->version(), "1");
+  EXPECT_EQ(model->num_blocks(), 3);
+  EXPECT_THAT(model->exit_blocks(), ElementsAre(0, 2));
+  EXPECT_THAT(model->BlockInputShape(0), ElementsAre(4));
+  EXPECT_THAT(model->BlockInputShape(1), ElementsAre(6));
+  EXPECT_THAT(model->BlockInputShape(3), ElementsAre(5));
+  EXPECT_EQ(model->num_classes(), 3);
+  EXPECT_FLOAT_EQ(model->CalibratedThreshold(0), 0.8f);
+
+  const torch::Tensor x = torch::randn({5, 4});
+  ASSERT_OK_AND_ASSIGN(torch::Tensor whole, model->RunBlocks(x, 0, 3));
+  ASSERT_OK_AND_ASSIGN(torch::Tensor first, model->RunBlocks(x, 0, 1));
+  ASSERT_OK_AND_ASSIGN(torch::Tensor rest, model->RunBlocks(first, 1, 3));
+  EXPECT_TRUE(torch::allclose(whole, rest));
+  ASSERT_OK_AND_ASSIGN(torch::Tensor none, model->RunBlocks(x, 2, 2));
+  EXPECT_TRUE(torch::equal(none, x));
+
+  ASSERT_OK_AND_ASSIGN(ExitEvaluation exit, model->EvaluateExit(0, first));
+  ASSERT_EQ(exit.predicted.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    const torch::Tensor p = exit.probabilities[i];
+    EXPECT_NEAR(p.sum().item<float>(), 1.0f, 1e-5);
+    EXPECT_FLOAT_EQ(exit.confidence[i], p.max().item<float>());
+    EXPECT_EQ(exit.predicted[i], p.argmax().item<int64_t>());
+    EXPECT_GE(exit.entropy[i], -1e-6);
+    EXPECT_LE(exit.entropy[i], std::log(3.0) + 1e-5);
+  }
+  EXPECT_THAT(model->EvaluateExit(1, first), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->RunBlocks(x, 2, 1), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->RunBlocks(x, 0, 4), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A wrong shape inside LibTorch comes back as a status, not an exception.
+  EXPECT_THAT(model->RunBlocks(torch::randn({2, 7}), 0, 1),
+              StatusIs(absl::StatusCode::kInternal));
+}
+
+TEST_F(ProgressiveModelTest, ValidatesBlockInputs) {
+  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(WritePackage(root_, {}), {}));
+  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 6})), IsOk());
+  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 4})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[batch, 6]")));
+  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 6}, torch::kFloat64)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({9, 6})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("batch size")));
+  EXPECT_THAT(model->ValidateBlockInput(3, torch::randn({1, 5})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ProgressiveModelTest, PicksTheNewestVersionUnlessTold) {
+  TinySpec spec;
+  WritePackage(root_, spec);
+  spec.version = "3";
+  const std::string dir = WritePackage(root_, spec);
+  ASSERT_OK_AND_ASSIGN(auto newest, ProgressiveModel::Load(dir, {}));
+  EXPECT_EQ(newest->version(), "3");
+  ModelLoadOptions options;
+  options.version = "1";
+  ASSERT_OK_AND_ASSIGN(auto first, ProgressiveModel::Load(dir, options));
+  EXPECT_EQ(first->version(), "1");
+  options.version = "2";
+  EXPECT_THAT(ProgressiveModel::Load(dir, options), StatusIs(absl::StatusCode::kNotFound));
+}
+
+struct BrokenCase {
+  const char* name;
+  std::function<void(TinySpec*)> breakage;
+  std::function<void(const fs::path& dir)> after_write;
+  absl::StatusCode code;
+  const char* message;
+};
+
+TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  const BrokenCase cases[] = {
+      {"no blocks submodule", [](TinySpec* s) { s->with_blocks = false; }, nullptr, kInvalid,
+       "no submodule 'blocks'"},
+      {"exit key past the blocks", [](TinySpec* s) { s->exit_keys = {"0", "2", "7"}; },
+       nullptr, kInvalid, "exit key '7'"},
+      {"no final exit",
+       [](TinySpec* s) {
+         s->exit_keys = {"0"};
+         s->config_exits = "exits { block: 0 threshold: 0.8 }\n";
+       },
+       nullptr, kInvalid, "last exit must follow the last block"},
+      {"config exits differ from the model's",
+       [](TinySpec* s) { s->config_exits = "exits { block: 1 }\nexits { block: 2 }\n"; },
+       nullptr, kInvalid, "differ from the config"},
+      {"num_blocks disagrees",
+       [](TinySpec* s) {
+         s->num_blocks = 5;
+         s->config_exits = "exits { block: 0 }\nexits { block: 4 }\n";
+       },
+       nullptr, kInvalid, "has 3 blocks"},
+      {"input shape rejected", [](TinySpec* s) { s->input_dims = {9}; }, nullptr, kInvalid,
+       "block 0 rejects input"},
+      {"labels disagree with classes",
+       [](TinySpec* s) { s->config_extra = "labels: [\"a\", \"b\"]\n"; }, nullptr, kInvalid,
+       "classes"},
+      {"threshold above 1",
+       [](TinySpec* s) { s->config_exits = "exits { block: 0 threshold: 1.5 }\nexits { block: 2 }\n"; },
+       nullptr, kInvalid, "outside [0, 1]"},
+      {"config syntax error", [](TinySpec* s) { s->config_extra = "num_blocks: {\n"; },
+       nullptr, kInvalid, "line"},
+      {"name differs from directory", nullptr,
+       [](const fs::path& dir) {
+         std::ofstream(dir / "config.pbtxt", std::ios::app) << "name: \"other\"\n";
+       },
+       kInvalid, "differs from its directory"},
+      {"corrupt model.pt", nullptr,
+       [](const fs::path& dir) { std::ofstream(dir / "1" / "model.pt") << "not a zip"; },
+       kInvalid, "model.pt"},
+      {"missing model.pt", nullptr, [](const fs::path& dir) { fs::remove_all(dir / "1"); },
+       absl::StatusCode::kNotFound, "no version"},
+      {"missing config", nullptr, [](const fs::path& dir) { fs::remove(dir / "config.pbtxt"); },
+       absl::StatusCode::kNotFound, "config.pbtxt"},
+  };
+  for (const BrokenCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    TinySpec spec;
+    if (c.breakage) c.breakage(&spec);
+    const fs::path dir = WritePackage(root_, spec);
+    if (c.after_write) c.after_write(dir);
+    EXPECT_THAT(ProgressiveModel::Load(dir.string(), {}), StatusIs(c.code, HasSubstr(c.message)));
+    fs::remove_all(dir);
+  }
+}
+
+TEST_F(ProgressiveModelTest, RepositoryFindsModelsByNameAndVersion) {
+  WritePackage(root_, {});
+  TinySpec other;
+  other.name = "other";
+  WritePackage(root_, other);
+  ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Load(root_.string(), {}));
+  EXPECT_EQ(repo->models().size(), 2u);
+  ASSERT_OK_AND_ASSIGN(const ProgressiveModel* tiny, repo->Get("tiny"));
+  EXPECT_EQ(tiny->name(), "tiny");
+  EXPECT_THAT(repo->Get("tiny", "1"), IsOk());
+  EXPECT_THAT(repo->Get("tiny", "9"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(repo->Get("nope"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ProgressiveModelTest, RepositoryLoadIsStrict) {
+  EXPECT_THAT(ModelRepository::Load(root_.string(), {}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ModelRepository::Load((root_ / "absent").string(), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+  WritePackage(root_, {});
+  TinySpec broken;
+  broken.name = "broken";
+  broken.with_blocks = false;
+  WritePackage(root_, broken);
+  EXPECT_THAT(ModelRepository::Load(root_.string(), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("broken")));
+}
+
+}  // namespace
+}  // namespace tandem
