@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model_repository.h"
+#include "models/testing/tiny_model.h"
 
 namespace tandem {
 namespace {
@@ -23,61 +24,8 @@ using ::tandem::testing::IsOk;
 using ::tandem::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// A linear layer (+ReLU) as a TorchScript module, built without Python.
-torch::jit::Module Linear(const std::string& type, int64_t in, int64_t out, bool relu) {
-  torch::jit::Module m(type);
-  m.register_parameter("w", torch::randn({in, out}), /*is_buffer=*/false);
-  m.define(relu ? "def forward(self, x):\n  return torch.relu(torch.matmul(x, self.w))\n"
-                : "def forward(self, x):\n  return torch.matmul(x, self.w)\n");
-  return m;
-}
-
-// What a test package looks like; each field can be broken on purpose.
-struct TinySpec {
-  std::string name = "tiny";
-  std::vector<int64_t> widths = {4, 6, 6, 5};  // Input, then each block's output.
-  std::vector<std::string> exit_keys = {"0", "2"};
-  int64_t classes = 3;
-  bool with_blocks = true;
-  std::string config_extra;
-  std::string config_exits = "exits { block: 0 threshold: 0.8 }\nexits { block: 2 }\n";
-  int num_blocks = 3;
-  std::vector<int64_t> input_dims = {4};
-  std::string version = "1";
-};
-
-// Writes <root>/<spec.name>/{config.pbtxt, <version>/model.pt} and returns
-// the package directory. Weights are seeded: equal specs give equal models.
-std::string WritePackage(const fs::path& root, const TinySpec& spec) {
-  torch::manual_seed(5);
-  torch::jit::Module model("Tiny");
-  torch::jit::Module blocks("Blocks"), exits("Exits");
-  for (size_t b = 0; b + 1 < spec.widths.size(); ++b) {
-    blocks.register_module(std::to_string(b),
-                           Linear("Block" + std::to_string(b), spec.widths[b],
-                                  spec.widths[b + 1], true));
-  }
-  for (const std::string& key : spec.exit_keys) {
-    const int block = std::stoi(key);
-    const int64_t width = spec.widths[std::min<size_t>(block + 1, spec.widths.size() - 1)];
-    exits.register_module(key, Linear("Exit" + key, width, spec.classes, false));
-  }
-  if (spec.with_blocks) model.register_module("blocks", blocks);
-  model.register_module("exits", exits);
-  const fs::path dir = root / spec.name;
-  fs::create_directories(dir / spec.version);
-  model.save((dir / spec.version / "model.pt").string());
-  std::ofstream config(dir / "config.pbtxt");
-  config << "name: \"" << spec.name << "\"\nplatform: \"tandem_torchscript\"\n"
-         << "max_batch_size: 8\nnum_blocks: " << spec.num_blocks << "\n"
-         << "input { name: \"x\" datatype: \"FP32\" dims: [";
-  for (size_t i = 0; i < spec.input_dims.size(); ++i) {
-    config << (i ? ", " : "") << spec.input_dims[i];
-  }
-  config << "] }\n" << spec.config_exits << spec.config_extra;
-  return dir.string();
-}
+using ::tandem::testing::TinySpec;
+using ::tandem::testing::WritePackage;
 
 class ProgressiveModelTest : public ::testing::Test {
  protected:
@@ -198,10 +146,7 @@ TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
        nullptr, kInvalid, "outside [0, 1]"},
       {"config syntax error", [](TinySpec* s) { s->config_extra = "num_blocks: {\n"; },
        nullptr, kInvalid, "line"},
-      {"name differs from directory", nullptr,
-       [](const fs::path& dir) {
-         std::ofstream(dir / "config.pbtxt", std::ios::app) << "name: \"other\"\n";
-       },
+      {"name differs from directory", [](TinySpec* s) { s->dir_name = "other"; }, nullptr,
        kInvalid, "differs from its directory"},
       {"corrupt model.pt", nullptr,
        [](const fs::path& dir) { std::ofstream(dir / "1" / "model.pt") << "not a zip"; },

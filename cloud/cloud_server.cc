@@ -1,0 +1,116 @@
+#include "cloud/cloud_server.h"
+
+#include <ATen/Parallel.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "cloud/cloud_service.h"
+#include "cloud/continue_runner.h"
+#include "common/deadline_executor.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+#include "models/model_repository.h"
+
+namespace tandem {
+namespace {
+
+// Readiness under every name a probe may ask for; liveness stays SERVING
+// while the process runs.
+void SetReady(grpc::Server* server, bool ready) {
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  for (const char* name : {"", CloudServer::kReadiness, tandem::v1::CloudService::service_full_name()}) {
+    health->SetServingStatus(name, ready);
+  }
+  health->SetServingStatus(CloudServer::kLiveness, true);
+}
+
+}  // namespace
+
+tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config) {
+  if (config.listen().empty()) config.set_listen("0.0.0.0:8500");
+  auto* limits = config.mutable_limits();
+  if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
+  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
+  if (config.worker_threads() <= 0) config.set_worker_threads(2);
+  if (config.intra_op_threads() <= 0) config.set_intra_op_threads(1);
+  if (config.max_queue_size() <= 0) config.set_max_queue_size(256);
+  if (config.warmup_runs() <= 0) config.set_warmup_runs(3);
+  if (config.drain_timeout_ms() <= 0) config.set_drain_timeout_ms(10000);
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::CloudConfig config) {
+  config = WithCloudDefaults(std::move(config));
+  if (config.model_repository().empty()) {
+    return absl::InvalidArgumentError("model_repository is not set");
+  }
+  std::unique_ptr<CloudServer> server(new CloudServer());
+  server->config_ = config;
+  at::set_num_threads(config.intra_op_threads());
+
+  DecodeLimits limits;
+  limits.max_tensor_bytes = config.limits().max_tensor_bytes();
+  server->runner_ = std::make_unique<ContinueRunner>(limits);
+  DeadlineExecutor::Options executor_options;
+  executor_options.threads = config.worker_threads();
+  executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
+  server->executor_ = std::make_unique<DeadlineExecutor>(std::move(executor_options));
+  server->service_ = std::make_unique<CloudServiceImpl>(
+      server->runner_.get(), server->executor_.get(), CloudServiceImpl::Options{});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const int max_message = static_cast<int>(std::min<int64_t>(config.limits().max_message_bytes(),
+                                                             std::numeric_limits<int>::max()));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  // Let edges keep idle connections warm with pings every 10 s.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  if (config.max_connection_age_s() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, config.max_connection_age_s() * 1000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, config.drain_timeout_ms());
+  }
+  const bool unix_socket = absl::StartsWith(config.listen(), "unix:");
+  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
+                           unix_socket ? nullptr : &server->port_);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || (!unix_socket && server->port_ == 0)) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
+  }
+  SetReady(server->server_.get(), false);
+  TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen() << " (port "
+                   << server->port_ << "), loading models from " << config.model_repository();
+
+  ModelLoadOptions load_options;
+  load_options.warmup_runs = config.warmup_runs();
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository,
+                   ModelRepository::Load(config.model_repository(), load_options));
+  server->runner_->SetRepository(std::move(repository));
+  SetReady(server->server_.get(), true);
+  TANDEM_LOG(INFO) << "tandem-cloud ready";
+  return server;
+}
+
+CloudServer::~CloudServer() { Shutdown(); }
+
+void CloudServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    SetReady(server_.get(), false);
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(config_.drain_timeout_ms()));
+  }
+  if (executor_ != nullptr) executor_->Shutdown();
+  if (server_ != nullptr) server_->Wait();
+}
+
+int64_t CloudServer::continue_requests() const { return service_->continue_requests(); }
+
+}  // namespace tandem

@@ -1,0 +1,68 @@
+// The cloud server process in one object: gRPC server (CloudService, health,
+// reflection), the executor LibTorch runs on, and the model repository.
+//
+// Start() opens the port at once with health NOT_SERVING, loads and warms
+// the models, then reports SERVING. Shutdown() drains: readiness goes
+// NOT_SERVING, new calls are refused, calls in flight finish (up to the drain
+// timeout), then the executor stops.
+//
+//   ASSIGN_OR_RETURN(auto server, CloudServer::Start(options));
+//   std::cout << server->port();
+//   ...
+//   server->Shutdown();
+#ifndef TANDEM_CLOUD_CLOUD_SERVER_H_
+#define TANDEM_CLOUD_CLOUD_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tandem/v1/daemon_config.pb.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace tandem {
+
+class CloudServiceImpl;
+class ContinueRunner;
+class DeadlineExecutor;
+
+// Fills unset fields of `config` with the defaults.
+tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config);
+
+class CloudServer {
+ public:
+  // Health service names besides "" and the service's full name.
+  static constexpr char kLiveness[] = "liveness";
+  static constexpr char kReadiness[] = "readiness";
+
+  // Returns once the models are loaded and the server is SERVING. Errors:
+  // the address cannot be bound (UNAVAILABLE), a model does not load.
+  static absl::StatusOr<std::unique_ptr<CloudServer>> Start(tandem::v1::CloudConfig config);
+
+  ~CloudServer();  // Shutdown().
+
+  // The bound TCP port (the chosen one when listening on port 0); 0 for unix
+  // sockets.
+  int port() const { return port_; }
+  void Shutdown();
+  int64_t continue_requests() const;
+
+ private:
+  CloudServer() = default;
+
+  tandem::v1::CloudConfig config_;
+  std::unique_ptr<ContinueRunner> runner_;
+  std::unique_ptr<DeadlineExecutor> executor_;
+  std::unique_ptr<CloudServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_CLOUD_CLOUD_SERVER_H_

@@ -1,0 +1,167 @@
+// The real cloud server on localhost:0 with a tiny model, driven by a plain
+// gRPC stub.
+#include "cloud/cloud_server.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "common/grpc_status.h"
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest.h"
+#include "models/tensor_codec.h"
+#include "models/testing/tiny_model.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tandem/v1/cloud_service.grpc.pb.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using ::tandem::testing::IsOk;
+using ::tandem::testing::StatusIs;
+using tandem::v1::ContinueRequest;
+using tandem::v1::ContinueResponse;
+
+class CloudServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::temp_directory_path() / ("tandem_cs_" + std::to_string(::getpid())));
+    fs::create_directories(*root_);
+    testing::WritePackage(*root_, {});
+    tandem::v1::CloudConfig config;
+    config.set_listen("127.0.0.1:0");
+    config.set_model_repository(root_->string());
+    config.mutable_limits()->set_max_message_bytes(1 << 20);
+    auto server = CloudServer::Start(config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  }
+  static void TearDownTestSuite() {
+    delete channel_;
+    delete server_;
+    fs::remove_all(*root_);
+    delete root_;
+  }
+
+  static ContinueRequest Request(int64_t features = 4) {
+    ContinueRequest request;
+    request.set_model_name("tiny");
+    request.set_id("a");
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, features}), {}, request.add_inputs(),
+                             request.add_raw_input_contents())
+                    .ok());
+    return request;
+  }
+
+  absl::StatusOr<ContinueResponse> Call(const ContinueRequest& request,
+                                        absl::Duration timeout = absl::Seconds(10)) {
+    auto stub = tandem::v1::CloudService::NewStub(*channel_);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    ContinueResponse response;
+    const absl::Status status = FromGrpcStatus(stub->Continue(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  static fs::path* root_;
+  static CloudServer* server_;
+  static std::shared_ptr<grpc::Channel>* channel_;
+};
+
+fs::path* CloudServerTest::root_ = nullptr;
+CloudServer* CloudServerTest::server_ = nullptr;
+std::shared_ptr<grpc::Channel>* CloudServerTest::channel_ = nullptr;
+
+TEST_F(CloudServerTest, HealthIsServingUnderEveryName) {
+  auto stub = grpc::health::v1::Health::NewStub(*channel_);
+  for (const char* service : {"", "liveness", "readiness", "tandem.v1.CloudService"}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(CloudServerTest, ContinueAnswersAndBadRequestsGetTheirCodes) {
+  ASSERT_OK_AND_ASSIGN(ContinueResponse response, Call(Request()));
+  EXPECT_EQ(response.exit_block(), 2);
+  EXPECT_EQ(response.id(), "a");
+
+  ContinueRequest unknown = Request();
+  unknown.set_model_name("nope");
+  EXPECT_THAT(Call(unknown), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Call(Request(5)), StatusIs(absl::StatusCode::kInvalidArgument));
+  ContinueRequest bad_type = Request();
+  bad_type.mutable_inputs(0)->set_datatype("FP8");
+  EXPECT_THAT(Call(bad_type), StatusIs(absl::StatusCode::kInvalidArgument));
+  ContinueRequest oversize = Request();
+  oversize.mutable_raw_input_contents(0)->resize(2 << 20);
+  EXPECT_THAT(Call(oversize), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(Call(Request(), absl::Microseconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  // Still serving after all of that.
+  EXPECT_THAT(Call(Request()), IsOk());
+}
+
+TEST_F(CloudServerTest, StreamAnswersEveryRequestWithItsOwnStatus) {
+  auto stub = tandem::v1::CloudService::NewStub(*channel_);
+  grpc::ClientContext context;
+  auto stream = stub->ContinueStream(&context);
+  constexpr int kRequests = 20;
+  for (int i = 0; i < kRequests; ++i) {
+    ContinueRequest request = Request();
+    request.set_id(std::to_string(i));
+    if (i % 5 == 4) request.set_model_name("nope");
+    ASSERT_TRUE(stream->Write(request));
+  }
+  stream->WritesDone();
+  std::set<std::string> ids;
+  int not_found = 0;
+  ContinueResponse response;
+  while (stream->Read(&response)) {
+    ids.insert(response.id());
+    if (response.status_code() == grpc::StatusCode::NOT_FOUND) ++not_found;
+    if (response.status_code() == 0) {
+      EXPECT_EQ(response.exit_block(), 2);
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRequests));
+  EXPECT_EQ(not_found, kRequests / 5);
+}
+
+TEST_F(CloudServerTest, ProbeEchoesSizes) {
+  auto stub = tandem::v1::CloudService::NewStub(*channel_);
+  grpc::ClientContext context;
+  tandem::v1::ProbeRequest request;
+  request.mutable_payload()->assign(1000, 'x');
+  request.set_response_bytes(300);
+  tandem::v1::ProbeResponse response;
+  ASSERT_TRUE(stub->Probe(&context, request, &response).ok());
+  EXPECT_EQ(response.received_bytes(), 1000);
+  EXPECT_EQ(response.payload().size(), 300u);
+}
+
+TEST_F(CloudServerTest, GetProfileReportsBlocks) {
+  ASSERT_THAT(Call(Request()), IsOk());
+  auto stub = tandem::v1::CloudService::NewStub(*channel_);
+  grpc::ClientContext context;
+  tandem::v1::GetProfileRequest request;
+  request.set_model_name("tiny");
+  tandem::v1::GetProfileResponse response;
+  ASSERT_TRUE(stub->GetProfile(&context, request, &response).ok());
+  EXPECT_EQ(response.profile().blocks_size(), 3);
+  EXPECT_GT(response.profile().blocks(0).latency_us(), 0);
+}
+
+}  // namespace
+}  // namespace tandem

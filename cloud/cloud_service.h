@@ -1,0 +1,54 @@
+// The gRPC face of the cloud server: CloudService on the callback API.
+// Handlers only validate and queue; LibTorch work runs on the executor, and
+// the reactor finishes when it is done, so gRPC's threads never block.
+//
+// Thread-safe. Borrows the runner and the executor, which must outlive it.
+#ifndef TANDEM_CLOUD_CLOUD_SERVICE_H_
+#define TANDEM_CLOUD_CLOUD_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "cloud/continue_runner.h"
+#include "common/deadline_executor.h"
+#include "tandem/v1/cloud_service.grpc.pb.h"
+
+namespace tandem {
+
+class CloudServiceImpl final : public tandem::v1::CloudService::CallbackService {
+ public:
+  struct Options {
+    // Largest Probe response (the rest of a bigger ask is not sent).
+    int64_t max_probe_response_bytes = 16 << 20;
+  };
+
+  CloudServiceImpl(ContinueRunner* runner, DeadlineExecutor* executor, Options options);
+
+  grpc::ServerUnaryReactor* Continue(grpc::CallbackServerContext* context,
+                                     const tandem::v1::ContinueRequest* request,
+                                     tandem::v1::ContinueResponse* response) override;
+  grpc::ServerBidiReactor<tandem::v1::ContinueRequest, tandem::v1::ContinueResponse>*
+  ContinueStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* context,
+                                  const tandem::v1::ProbeRequest* request,
+                                  tandem::v1::ProbeResponse* response) override;
+  grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* context,
+                                       const tandem::v1::GetProfileRequest* request,
+                                       tandem::v1::GetProfileResponse* response) override;
+
+  // Continue requests received (unary and stream messages), for tests and
+  // metrics.
+  int64_t continue_requests() const { return continue_requests_.load(); }
+
+ private:
+  class StreamReactor;
+
+  ContinueRunner* const runner_;
+  DeadlineExecutor* const executor_;
+  const Options options_;
+  std::atomic<int64_t> continue_requests_{0};
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_CLOUD_CLOUD_SERVICE_H_

@@ -1,0 +1,65 @@
+// The cloud's half of a split inference: decodes a ContinueRequest's tensor,
+// runs blocks [start_block, N) with the requested exits and builds the
+// response. It also keeps the per-block latencies GetProfile reports.
+//
+// Thread-safe. Until SetRepository is called every request gets UNAVAILABLE
+// (the server is up but its models are still loading).
+#ifndef TANDEM_CLOUD_CONTINUE_RUNNER_H_
+#define TANDEM_CLOUD_CONTINUE_RUNNER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/stats.h"
+#include "models/model_repository.h"
+#include "models/tensor_spec.h"
+#include "tandem/v1/cloud_service.pb.h"
+
+namespace tandem {
+
+class ContinueRunner {
+ public:
+  explicit ContinueRunner(DecodeLimits limits);
+
+  void SetRepository(std::unique_ptr<ModelRepository> repository) ABSL_LOCKS_EXCLUDED(mu_);
+  bool ready() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cheap checks that need no tensor decoding (model, block, payload sizes),
+  // made before a request is queued.
+  absl::Status Precheck(const tandem::v1::ContinueRequest& request) const;
+
+  // Does the work. DEADLINE_EXCEEDED without running anything when
+  // `deadline` has passed; `queued_at` dates the queue time reported.
+  absl::StatusOr<tandem::v1::ContinueResponse> Run(const tandem::v1::ContinueRequest& request,
+                                                   absl::Time queued_at,
+                                                   absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Median block latencies seen so far and output sizes, for GetProfile.
+  absl::StatusOr<tandem::v1::ModelProfile> Profile(const std::string& model) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  double queue_us_ewma() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::StatusOr<const ProgressiveModel*> Find(const std::string& name,
+                                               const std::string& version) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Record(const ProgressiveModel& model, int begin, const std::vector<absl::Duration>& times,
+              absl::Duration queue) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const DecodeLimits limits_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const ModelRepository> repository_ ABSL_GUARDED_BY(mu_);
+  // Recent per-block latencies by model name.
+  std::map<std::string, std::vector<SampleWindow>> block_latency_us_ ABSL_GUARDED_BY(mu_);
+  Ewma queue_us_ ABSL_GUARDED_BY(mu_){0.1};
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_CLOUD_CONTINUE_RUNNER_H_

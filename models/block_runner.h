@@ -1,0 +1,60 @@
+// Runs a range of a progressive model's blocks with early exits: the shared
+// inner loop of the edge agent and the cloud server.
+//
+//   ASSIGN_OR_RETURN(BlockRun run, RunBlocksWithExits(model, x, 0, k, thresholds));
+//   if (run.exited) Answer(TopK(run.exit, 3, model.config()));
+//   else Offload(run.output);
+//
+// Thread-safe as ProgressiveModel is.
+#ifndef TANDEM_MODELS_BLOCK_RUNNER_H_
+#define TANDEM_MODELS_BLOCK_RUNNER_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/repeated_field.h"
+#include "models/progressive_model.h"
+#include "tandem/v1/inference.pb.h"
+
+namespace tandem {
+
+// Confidence (max softmax probability) needed to leave at an exit, by the
+// block the exit follows. Exits absent here are not evaluated, except the
+// final exit when the range reaches the last block: it always answers.
+using ExitThresholds = std::map<int, float>;
+
+struct BlockRun {
+  // True when an exit answered; `exit_block` and `exit` say which and what.
+  bool exited = false;
+  int exit_block = -1;
+  // The last exit evaluated (answering or not): the best answer so far.
+  std::optional<ExitEvaluation> exit;
+  int best_block = -1;  // The block `exit` follows.
+  // When not exited: the input of block `end`.
+  at::Tensor output;
+  int blocks_run = 0;
+  std::vector<absl::Duration> block_times;  // Per block run, exit heads included.
+  absl::Duration compute_time;
+};
+
+// Runs blocks [begin, end) of `model` on `input` (the input of block
+// `begin`), evaluating after each block the exits in `thresholds` and the
+// final exit, and stops at the first exit whose confidence reaches its
+// threshold. Batches answer together: an exit is taken when every sample in
+// the batch is confident.
+absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model, const at::Tensor& input,
+                                            int begin, int end, const ExitThresholds& thresholds);
+
+// The `k` most probable classes of sample `sample`, with labels from the
+// config when it has them.
+void TopK(const ExitEvaluation& exit, int sample, int k, const tandem::v1::ModelConfig& config,
+          google::protobuf::RepeatedPtrField<tandem::v1::ClassScore>* out);
+
+}  // namespace tandem
+
+#endif  // TANDEM_MODELS_BLOCK_RUNNER_H_
