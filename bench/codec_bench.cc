@@ -1,8 +1,8 @@
 // Tensor codec throughput: encode and decode of 1 MB and 10 MB FP32
 // activations (ReLU outputs, NCHW) for every encoding, in GB/s of FP32 input.
 //
-//   build/bench/codec_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/bench/codec_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true   (one command line)
 //
 // Reports medians over the repetitions; the machines are shared, so compare
 // encodings within one run, never across runs.

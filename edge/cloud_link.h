@@ -1,0 +1,52 @@
+// The edge agent's one channel to the cloud: keepalive pings so a dead link
+// is noticed while idle, reconnection with exponential backoff, and calls that
+// fail fast (UNAVAILABLE) while disconnected so the agent can finish locally.
+//
+// Thread-safe: gRPC channels and stubs are.
+#ifndef TANDEM_EDGE_CLOUD_LINK_H_
+#define TANDEM_EDGE_CLOUD_LINK_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tandem/v1/cloud_service.grpc.pb.h"
+
+namespace tandem {
+
+class CloudLink {
+ public:
+  struct Options {
+    int64_t max_message_bytes = 64 << 20;
+    absl::Duration keepalive_interval = absl::Seconds(10);
+    absl::Duration keepalive_timeout = absl::Seconds(5);
+    absl::Duration initial_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(5);
+  };
+
+  // Creates the channel; does not wait for a connection. `address` is any
+  // gRPC target: "host:port", "dns:///name:port" (round-robins over the
+  // resolved replicas), "unix:/path".
+  static std::unique_ptr<CloudLink> Create(const std::string& address, const Options& options);
+
+  // One Continue call that must be answered by `deadline`.
+  absl::StatusOr<tandem::v1::ContinueResponse> Continue(const tandem::v1::ContinueRequest& request,
+                                                        absl::Time deadline);
+  absl::StatusOr<tandem::v1::ProbeResponse> Probe(const tandem::v1::ProbeRequest& request,
+                                                  absl::Time deadline);
+  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(const std::string& model,
+                                                            absl::Time deadline);
+
+  const std::string& address() const { return address_; }
+
+ private:
+  CloudLink() = default;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_EDGE_CLOUD_LINK_H_

@@ -1,0 +1,342 @@
+#include "edge/edge_agent.h"
+
+#include <torch/torch.h>
+
+#include <ATen/Parallel.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "models/block_runner.h"
+#include "models/tensor_codec.h"
+#include "partitioner/exit_thresholds.h"
+
+namespace tandem {
+namespace {
+
+using tandem::v1::ContinueRequest;
+using tandem::v1::ContinueResponse;
+using tandem::v1::InferRequest;
+using tandem::v1::InferResponse;
+
+// Time kept back from the cloud call for the answer to travel home.
+constexpr absl::Duration kReplyMargin = absl::Milliseconds(2);
+
+int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+}  // namespace
+
+struct EdgeAgent::Route {
+  int split = 0;
+  ExitThresholds thresholds;
+  tandem::v1::Encoding encoding = tandem::v1::ENCODING_RAW;
+  tandem::v1::Compression compression = tandem::v1::COMPRESSION_NONE;
+  // The input travels exactly as the application sent it (k = 0, no forced
+  // encoding): no decode-encode round, and 8-bit pixels stay 8-bit.
+  bool forward_input = false;
+  std::string fallback_reason;  // Set when the route had to change.
+};
+
+tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
+  if (config.listen_size() == 0) config.add_listen("unix:/run/tandem/edge.sock");
+  auto* limits = config.mutable_limits();
+  if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
+  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
+  if (config.worker_threads() <= 0) config.set_worker_threads(2);
+  if (config.intra_op_threads() <= 0) config.set_intra_op_threads(1);
+  if (config.max_queue_size() <= 0) config.set_max_queue_size(256);
+  if (config.warmup_runs() <= 0) config.set_warmup_runs(3);
+  if (config.drain_timeout_ms() <= 0) config.set_drain_timeout_ms(10000);
+  if (config.cloud_timeout_ms() <= 0) config.set_cloud_timeout_ms(2000);
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(tandem::v1::EdgeConfig config) {
+  config = WithEdgeDefaults(std::move(config));
+  if (config.model_repository().empty()) {
+    return absl::InvalidArgumentError("model_repository is not set");
+  }
+  std::unique_ptr<EdgeAgent> agent(new EdgeAgent());
+  agent->config_ = config;
+  agent->limits_.max_tensor_bytes = config.limits().max_tensor_bytes();
+  at::set_num_threads(config.intra_op_threads());
+  ModelLoadOptions load_options;
+  load_options.warmup_runs = config.warmup_runs();
+  ASSIGN_OR_RETURN(agent->repository_,
+                   ModelRepository::Load(config.model_repository(), load_options));
+  RETURN_IF_ERROR(agent->Reload(config));
+  if (!config.cloud().empty()) {
+    CloudLink::Options link_options;
+    link_options.max_message_bytes = config.limits().max_message_bytes();
+    agent->cloud_ = CloudLink::Create(config.cloud(), link_options);
+  }
+  agent->SeedLocalEstimates();
+  return agent;
+}
+
+absl::Status EdgeAgent::ValidatePolicies(const tandem::v1::EdgeConfig& config) const {
+  for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
+    ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(policy.model_name()));
+    if (policy.split_point() < -1 || policy.split_point() > model->num_blocks()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", policy.model_name(), "': split_point ", policy.split_point(),
+                       " is outside [-1, ", model->num_blocks(), "]"));
+    }
+    if (!tandem::v1::Encoding_IsValid(policy.encoding()) ||
+        !tandem::v1::Compression_IsValid(policy.compression())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", policy.model_name(), "': unknown encoding or compression"));
+    }
+    for (const auto& [block, threshold] : policy.exit_thresholds()) {
+      if (!model->HasExit(block) || !(threshold >= 0 && threshold <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat("model '", policy.model_name(),
+                                                       "': bad exit threshold for block ", block));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EdgeAgent::Reload(const tandem::v1::EdgeConfig& config) {
+  RETURN_IF_ERROR(Annotate(ValidatePolicies(config), "config rejected, keeping the old one"));
+  std::map<std::string, tandem::v1::EdgeModelPolicy> policies;
+  for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
+    policies[policy.model_name()] = policy;
+  }
+  absl::MutexLock lock(&mu_);
+  policies_ = std::move(policies);
+  return absl::OkStatus();
+}
+
+tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(const std::string& model) const {
+  absl::MutexLock lock(&mu_);
+  const auto it = policies_.find(model);
+  if (it != policies_.end()) return it->second;
+  tandem::v1::EdgeModelPolicy policy;  // No policy: edge-only.
+  policy.set_model_name(model);
+  policy.set_split_point(-1);
+  return policy;
+}
+
+absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& model,
+                                                     const InferRequest& request) const {
+  const int n = model.num_blocks();
+  const tandem::v1::EdgeModelPolicy policy = PolicyFor(model.name());
+  Route route;
+  route.split = policy.split_point() < 0 ? n : policy.split_point();
+  if (request.has_split_point()) {
+    if (request.split_point() < 0 || request.split_point() > n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("split_point ", request.split_point(), " is outside [0, ", n, "]"));
+    }
+    route.split = request.split_point();
+  }
+  if (route.split < n && cloud_ == nullptr) {
+    route.split = n;
+    route.fallback_reason = "no cloud is configured";
+  }
+  route.encoding = request.has_encoding() ? request.encoding() : policy.encoding();
+  if (!tandem::v1::Encoding_IsValid(route.encoding)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown encoding ", route.encoding));
+  }
+  route.compression = policy.compression();
+  route.forward_input = route.split == 0 && !request.has_encoding();
+  if (!request.disable_early_exits()) {
+    const std::map<int, float> overrides(policy.exit_thresholds().begin(),
+                                         policy.exit_thresholds().end());
+    for (const auto& [block, threshold] :
+         ChooseExitThresholds(model.config(), request.min_accuracy(), overrides)) {
+      route.thresholds[block] = threshold;
+    }
+  }
+  return route;
+}
+
+absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl::Time received,
+                                               absl::Time deadline) {
+  Clock* clock = RealClock();
+  const absl::Time start = clock->Now();
+  if (start >= deadline) {
+    return absl::DeadlineExceededError("deadline passed while queued on the edge");
+  }
+  ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                   repository_->Get(request.model_name(), request.model_version()));
+  if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected one input tensor with one raw_input_contents entry; got ",
+                     request.inputs_size(), " and ", request.raw_input_contents_size()));
+  }
+  ASSIGN_OR_RETURN(at::Tensor input,
+                   DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
+  RETURN_IF_ERROR(model->ValidateBlockInput(0, input));
+  if (input.size(0) != 1) {
+    return absl::InvalidArgumentError("one sample per request (the agent batches requests)");
+  }
+  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request));
+  const int n = model->num_blocks();
+
+  InferResponse response;
+  response.set_model_name(model->name());
+  response.set_model_version(model->version());
+  response.set_id(request.id());
+  response.set_split_point(route.split);
+  response.set_fallback_reason(route.fallback_reason);
+  tandem::v1::Timings* timings = response.mutable_timings();
+  timings->set_edge_queue_us(Micros(start - received));
+  const int top_k = request.top_k() > 0 ? request.top_k() : 1;
+  auto answer = [&](const ExitEvaluation& exit, int exit_block, tandem::v1::Site site) {
+    TopK(exit, 0, top_k, model->config(), response.mutable_top_k());
+    response.set_exit_block(exit_block);
+    response.set_confidence(exit.confidence[0]);
+    response.set_answered_by(site);
+    timings->set_total_us(Micros(clock->Now() - received));
+    return response;
+  };
+
+  ASSIGN_OR_RETURN(BlockRun head, RunBlocksWithExits(*model, input, 0, route.split, route.thresholds));
+  RecordLocal(*model, 0, head.block_times);
+  timings->set_edge_compute_us(Micros(head.compute_time));
+  if (head.exited) return answer(*head.exit, head.exit_block, tandem::v1::SITE_EDGE);
+
+  // Offload blocks [split, n).
+  ContinueRequest offload;
+  offload.set_model_name(model->name());
+  offload.set_model_version(model->version());
+  offload.set_id(request.id());
+  offload.set_start_block(route.split);
+  offload.set_top_k(top_k);
+  for (const auto& [block, threshold] : route.thresholds) {
+    if (block >= route.split) (*offload.mutable_exit_thresholds())[block] = threshold;
+  }
+  const absl::Time encode_start = clock->Now();
+  if (route.forward_input) {
+    *offload.add_inputs() = request.inputs(0);
+    *offload.add_raw_input_contents() = request.raw_input_contents(0);
+  } else {
+    EncodeOptions encode;
+    encode.encoding = route.encoding;
+    encode.compression = route.compression;
+    RETURN_IF_ERROR(
+        EncodeTensor(head.output, encode, offload.add_inputs(), offload.add_raw_input_contents()));
+  }
+  timings->set_encode_us(Micros(clock->Now() - encode_start));
+  response.set_bytes_sent(static_cast<int64_t>(offload.raw_input_contents(0).size()));
+
+  // Keep back enough of the deadline to finish locally should the cloud fail.
+  const absl::Time now = clock->Now();
+  const absl::Time cloud_deadline =
+      deadline == absl::InfiniteFuture()
+          ? now + absl::Milliseconds(config_.cloud_timeout_ms())
+          : deadline - EstimateLocal(*model, route.split, n) - kReplyMargin;
+  absl::Status cloud_status;
+  if (cloud_deadline <= now) {
+    cloud_status = absl::DeadlineExceededError("the deadline leaves no time for the cloud");
+  } else {
+    offload.set_deadline_remaining_us(Micros(cloud_deadline - now));
+    absl::StatusOr<ContinueResponse> cloud = cloud_->Continue(offload, cloud_deadline);
+    const absl::Duration round_trip = clock->Now() - now;
+    if (cloud.ok()) {
+      *response.mutable_top_k() = cloud->top_k();
+      response.set_exit_block(cloud->exit_block());
+      response.set_confidence(cloud->confidence());
+      response.set_answered_by(tandem::v1::SITE_CLOUD);
+      timings->set_cloud_queue_us(cloud->queue_us());
+      timings->set_cloud_compute_us(cloud->compute_us());
+      timings->set_transfer_us(std::max<int64_t>(
+          0, Micros(round_trip) - cloud->queue_us() - cloud->compute_us()));
+      timings->set_total_us(Micros(clock->Now() - received));
+      return response;
+    }
+    cloud_status = cloud.status();
+    timings->set_transfer_us(Micros(round_trip));
+  }
+
+  // The cloud failed: finish here, or answer with what we have.
+  std::string reason = absl::StrCat("cloud ", absl::StatusCodeToString(cloud_status.code()), ": ",
+                                    cloud_status.message());
+  const bool no_time_left = deadline != absl::InfiniteFuture() &&
+                            clock->Now() + EstimateLocal(*model, route.split, n) > deadline;
+  if (request.allow_partial() && head.exit.has_value() && no_time_left) {
+    response.set_fallback_reason(reason + "; answered by the best exit so far");
+    return answer(*head.exit, head.best_block, tandem::v1::SITE_EDGE);
+  }
+  response.set_fallback_reason(reason + "; finished on the edge");
+  ASSIGN_OR_RETURN(BlockRun tail,
+                   RunBlocksWithExits(*model, head.output, route.split, n, route.thresholds));
+  RecordLocal(*model, route.split, tail.block_times);
+  timings->set_edge_compute_us(timings->edge_compute_us() + Micros(tail.compute_time));
+  return answer(*tail.exit, tail.exit_block, tandem::v1::SITE_EDGE);
+}
+
+tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {
+  tandem::v1::ListModelsResponse out;
+  for (const ProgressiveModel* model : repository_->models()) {
+    tandem::v1::ModelSummary* summary = out.add_models();
+    summary->set_name(model->name());
+    summary->set_version(model->version());
+    summary->set_num_blocks(model->num_blocks());
+    for (int block : model->exit_blocks()) summary->add_exit_blocks(block);
+    summary->add_input_shape(-1);  // The batch dimension.
+    for (int64_t d : model->config().input().dims()) summary->add_input_shape(d);
+    summary->set_input_datatype(model->config().input().datatype());
+    summary->set_trained(model->config().trained());
+  }
+  return out;
+}
+
+absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(const std::string& name) const {
+  ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(name));
+  InferRequest request;  // A request with no constraints of its own.
+  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request));
+  tandem::v1::Plan plan;
+  plan.set_model_name(model->name());
+  plan.set_model_version(model->version());
+  plan.set_split_point(route.split);
+  for (const auto& [block, threshold] : route.thresholds) {
+    (*plan.mutable_exit_thresholds())[block] = threshold;
+  }
+  plan.set_encoding(route.encoding);
+  plan.set_compression(route.compression);
+  plan.set_reason(route.fallback_reason.empty()
+                      ? "split point from the agent's configuration"
+                      : absl::StrCat("edge-only: ", route.fallback_reason));
+  return plan;
+}
+
+absl::Duration EdgeAgent::EstimateLocal(const ProgressiveModel& model, int begin, int end) const {
+  absl::MutexLock lock(&mu_);
+  const auto it = local_block_us_.find(model.name());
+  if (it == local_block_us_.end()) return absl::ZeroDuration();
+  double us = 0;
+  for (int b = begin; b < end; ++b) us += it->second[b].value();
+  return absl::Microseconds(us);
+}
+
+void EdgeAgent::RecordLocal(const ProgressiveModel& model, int begin,
+                            const std::vector<absl::Duration>& times) {
+  absl::MutexLock lock(&mu_);
+  std::vector<Ewma>& blocks = local_block_us_[model.name()];
+  if (blocks.empty()) blocks.assign(model.num_blocks(), Ewma(0.2));
+  for (size_t i = 0; i < times.size(); ++i) {
+    blocks[begin + i].Add(absl::ToDoubleMicroseconds(times[i]));
+  }
+}
+
+void EdgeAgent::SeedLocalEstimates() {
+  for (const ProgressiveModel* model : repository_->models()) {
+    std::vector<int64_t> shape = {1};
+    shape.insert(shape.end(), model->BlockInputShape(0).begin(), model->BlockInputShape(0).end());
+    const torch::Tensor zeros = torch::zeros(shape);
+    for (int run = 0; run < 3; ++run) {
+      absl::StatusOr<BlockRun> timed = RunBlocksWithExits(*model, zeros, 0, model->num_blocks(), {});
+      if (!timed.ok()) {
+        TANDEM_LOG(WARNING) << model->name() << ": cannot time blocks: " << timed.status();
+        break;
+      }
+      RecordLocal(*model, 0, timed->block_times);
+    }
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,95 @@
+#include "edge/edge_server.h"
+
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/deadline_executor.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "edge/edge_agent.h"
+#include "edge/edge_service.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+
+namespace tandem {
+namespace {
+
+void SetReady(grpc::Server* server, bool ready) {
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  for (const char* name : {"", "readiness", tandem::v1::EdgeService::service_full_name()}) {
+    health->SetServingStatus(name, ready);
+  }
+  health->SetServingStatus("liveness", true);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeConfig config) {
+  config = WithEdgeDefaults(std::move(config));
+  std::unique_ptr<EdgeServer> server(new EdgeServer());
+  server->drain_timeout_ms_ = config.drain_timeout_ms();
+  ASSIGN_OR_RETURN(server->agent_, EdgeAgent::Create(config));
+  DeadlineExecutor::Options executor_options;
+  executor_options.threads = config.worker_threads();
+  executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
+  server->executor_ = std::make_unique<DeadlineExecutor>(std::move(executor_options));
+  server->service_ =
+      std::make_unique<EdgeServiceImpl>(server->agent_.get(), server->executor_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const int max_message = static_cast<int>(std::min<int64_t>(config.limits().max_message_bytes(),
+                                                             std::numeric_limits<int>::max()));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  server->ports_.assign(config.listen_size(), 0);
+  for (int i = 0; i < config.listen_size(); ++i) {
+    const std::string& address = config.listen(i);
+    const bool unix_socket = absl::StartsWith(address, "unix:");
+    if (unix_socket) {
+      // A socket file left by a previous run would make the bind fail.
+      std::error_code ignored;
+      std::filesystem::remove(address.substr(5), ignored);
+    }
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+                             unix_socket ? nullptr : &server->ports_[i]);
+  }
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", absl::StrJoin(config.listen(), ", ")));
+  }
+  SetReady(server->server_.get(), true);
+  TANDEM_LOG(INFO) << "tandem-edge serving on " << absl::StrJoin(config.listen(), ", ")
+                   << (config.cloud().empty() ? " (edge-only)" : ", cloud at " + config.cloud());
+  return server;
+}
+
+EdgeServer::~EdgeServer() { Shutdown(); }
+
+int EdgeServer::port() const {
+  for (int port : ports_) {
+    if (port != 0) return port;
+  }
+  return 0;
+}
+
+void EdgeServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    SetReady(server_.get(), false);
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(drain_timeout_ms_));
+  }
+  if (executor_ != nullptr) executor_->Shutdown();
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace tandem

@@ -1,0 +1,211 @@
+#include "tandem/client.h"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "absl/base/config.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "edge/sdk/wire_conversion.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/support/channel_arguments.h"
+
+#if !defined(ABSL_IS_LITTLE_ENDIAN)
+#error "InputTensor::Fp32 copies host floats: the wire is little-endian"
+#endif
+
+namespace tandem {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+int64_t NumElements(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) count *= dim > 0 ? dim : 0;
+  return count;
+}
+
+absl::Duration SinceSteady(SteadyTime start) {
+  return absl::FromChrono(std::chrono::steady_clock::now() - start);
+}
+
+// The result of a finished Infer call that started at `start`.
+absl::StatusOr<InferResult> FinishedInfer(
+    const grpc::Status& status, const tandem::v1::InferResponse& response,
+    SteadyTime start) {
+  const absl::Duration latency = SinceSteady(start);
+  if (!status.ok()) return FromGrpcStatus(status);
+  InferResult result = client_internal::ToInferResult(response);
+  result.client_latency = latency;
+  return result;
+}
+
+// All an InferAsync call needs until its callback has run.
+struct AsyncInferCall {
+  grpc::ClientContext context;
+  tandem::v1::InferRequest request;
+  tandem::v1::InferResponse response;
+  SteadyTime start;
+  Client::InferCallback done;
+};
+
+}  // namespace
+
+InputTensor InputTensor::Fp32(std::vector<int64_t> shape, const float* values) {
+  InputTensor tensor;
+  tensor.datatype = "FP32";
+  tensor.data.assign(reinterpret_cast<const char*>(values),
+                     NumElements(shape) * sizeof(float));
+  tensor.shape = std::move(shape);
+  tensor.encoding = tandem::v1::ENCODING_RAW;
+  return tensor;
+}
+
+InputTensor InputTensor::Pixels(std::vector<int64_t> shape,
+                                const uint8_t* pixels) {
+  InputTensor tensor;
+  tensor.datatype = "FP32";
+  tensor.data.assign(reinterpret_cast<const char*>(pixels), NumElements(shape));
+  tensor.shape = std::move(shape);
+  tensor.encoding = tandem::v1::ENCODING_AFFINE_UINT8;
+  tensor.scale = {1.0f / 255.0f};
+  tensor.zero_point = {0};
+  return tensor;
+}
+
+absl::string_view SiteName(InferResult::Site site) {
+  switch (site) {
+    case InferResult::Site::kEdge:
+      return "edge";
+    case InferResult::Site::kCloud:
+      return "cloud";
+    case InferResult::Site::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
+    const std::string& address, const ClientOptions& options) {
+  if (address.empty()) {
+    return absl::InvalidArgumentError("empty edge agent address");
+  }
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_message_bytes must be positive, got ", options.max_message_bytes));
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials != nullptr ? options.credentials
+                                     : grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(address, credentials, args);
+  if (!channel->WaitForConnected(
+          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
+    return absl::UnavailableError(
+        absl::StrCat("edge agent at ", address, " not ready within ",
+                     absl::FormatDuration(options.connect_timeout)));
+  }
+  return std::unique_ptr<Client>(new Client(std::move(channel), options));
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel,
+               const ClientOptions& options)
+    : channel_(std::move(channel)),
+      stub_(tandem::v1::EdgeService::NewStub(channel_)),
+      bearer_token_(options.bearer_token),
+      rpc_timeout_(options.rpc_timeout) {}
+
+Client::~Client() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* outstanding) { return *outstanding == 0; },
+      &outstanding_async_calls_));
+}
+
+void Client::PrepareContext(grpc::ClientContext* context,
+                            absl::Duration deadline) const {
+  if (deadline != absl::InfiniteDuration()) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  }
+  if (!bearer_token_.empty()) {
+    context->AddMetadata("authorization",
+                         absl::StrCat("Bearer ", bearer_token_));
+  }
+}
+
+absl::StatusOr<InferResult> Client::Infer(const std::string& model,
+                                          const InputTensor& input,
+                                          const InferOptions& options) {
+  const SteadyTime start = std::chrono::steady_clock::now();
+  grpc::ClientContext context;
+  PrepareContext(&context, options.deadline);
+  const tandem::v1::InferRequest request =
+      client_internal::BuildInferRequest(model, input, options);
+  tandem::v1::InferResponse response;
+  const grpc::Status status = stub_->Infer(&context, request, &response);
+  return FinishedInfer(status, response, start);
+}
+
+void Client::InferAsync(const std::string& model, const InputTensor& input,
+                        const InferOptions& options, InferCallback done) {
+  // Shared because gRPC may copy the callback that keeps it alive.
+  auto call = std::make_shared<AsyncInferCall>();
+  call->start = std::chrono::steady_clock::now();
+  call->done = std::move(done);
+  PrepareContext(&call->context, options.deadline);
+  call->request = client_internal::BuildInferRequest(model, input, options);
+  {
+    absl::MutexLock lock(&mu_);
+    ++outstanding_async_calls_;
+  }
+  AsyncInferCall* raw_call = call.get();
+  stub_->async()->Infer(
+      &raw_call->context, &raw_call->request, &raw_call->response,
+      [this, call](grpc::Status status) mutable {
+        absl::StatusOr<InferResult> result =
+            FinishedInfer(status, call->response, call->start);
+        InferCallback done = std::move(call->done);
+        call.reset();  // Frees the context and messages before `done` runs.
+        done(std::move(result));
+        FinishAsyncCall();  // Last touch of `this`: ~Client may proceed.
+      });
+}
+
+void Client::FinishAsyncCall() {
+  absl::MutexLock lock(&mu_);
+  --outstanding_async_calls_;
+}
+
+absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
+  grpc::ClientContext context;
+  PrepareContext(&context, rpc_timeout_);
+  tandem::v1::ListModelsResponse response;
+  const grpc::Status status =
+      stub_->ListModels(&context, tandem::v1::ListModelsRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  std::vector<ModelInfo> models;
+  models.reserve(response.models_size());
+  for (const tandem::v1::ModelSummary& summary : response.models()) {
+    models.push_back(client_internal::ToModelInfo(summary));
+  }
+  return models;
+}
+
+absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const std::string& model) {
+  grpc::ClientContext context;
+  PrepareContext(&context, rpc_timeout_);
+  tandem::v1::GetPlanRequest request;
+  request.set_model_name(model);
+  tandem::v1::GetPlanResponse response;
+  const grpc::Status status = stub_->GetPlan(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return std::move(*response.mutable_plan());
+}
+
+}  // namespace tandem
