@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # Runtime libraries and their headers.
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
-  protobuf-compiler libabsl-dev libzstd-dev
+  protobuf-compiler libabsl-dev libzstd-dev zlib1g-dev libpng-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev python3-grpcio python3-protobuf
   # Data and model tooling.
