@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "models/tensor_codec.h"
 #include "models/testing/tiny_model.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "health.grpc.pb.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
 namespace tandem {
@@ -106,8 +106,7 @@ TEST_F(CloudServerTest, ContinueAnswersAndBadRequestsGetTheirCodes) {
   ContinueRequest oversize = Request();
   oversize.mutable_raw_input_contents(0)->resize(2 << 20);
   EXPECT_THAT(Call(oversize), StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_THAT(Call(Request(), absl::Microseconds(1)),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(Call(Request(), -absl::Seconds(1)), StatusIs(absl::StatusCode::kDeadlineExceeded));
   // Still serving after all of that.
   EXPECT_THAT(Call(Request()), IsOk());
 }
@@ -121,15 +120,18 @@ TEST_F(CloudServerTest, StreamAnswersEveryRequestWithItsOwnStatus) {
     ContinueRequest request = Request();
     request.set_id(std::to_string(i));
     if (i % 5 == 4) request.set_model_name("nope");
+    // Expires before a worker can take it: the server must drop it.
+    if (i % 5 == 2) request.set_deadline_remaining_us(1);
     ASSERT_TRUE(stream->Write(request));
   }
   stream->WritesDone();
   std::set<std::string> ids;
-  int not_found = 0;
+  int not_found = 0, expired = 0;
   ContinueResponse response;
   while (stream->Read(&response)) {
     ids.insert(response.id());
     if (response.status_code() == grpc::StatusCode::NOT_FOUND) ++not_found;
+    if (response.status_code() == grpc::StatusCode::DEADLINE_EXCEEDED) ++expired;
     if (response.status_code() == 0) {
       EXPECT_EQ(response.exit_block(), 2);
     }
@@ -137,6 +139,7 @@ TEST_F(CloudServerTest, StreamAnswersEveryRequestWithItsOwnStatus) {
   EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(ids.size(), static_cast<size_t>(kRequests));
   EXPECT_EQ(not_found, kRequests / 5);
+  EXPECT_EQ(expired, kRequests / 5);
 }
 
 TEST_F(CloudServerTest, ProbeEchoesSizes) {
