@@ -3,7 +3,7 @@
 
     /usr/bin/python3 models/tools/train_fmnist.py --out REPO_DIR \
         [--epochs 8] [--seed 0] [--data_dir /usr/share/datasets/fashion-mnist] \
-        [--accuracy_drop 0.5] [--criterion absolute|relative] [--threads 2]
+        [--accuracy_drop 0.25] [--criterion relative|absolute] [--threads 2]
 
 Four blocks with exits after blocks 0, 1 and 2 plus the final exit after
 block 3, trained jointly (weighted sum of the exits' cross-entropy losses).
@@ -79,10 +79,10 @@ def parse_args():
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data_dir", default=pg.DEFAULT_FMNIST_DIR)
-    p.add_argument("--accuracy_drop", type=float, default=0.5,
-                   help="percentage points of final-exit validation accuracy an early "
-                        "exit may lose on the samples it takes (default 0.5)")
-    p.add_argument("--criterion", choices=pg.CRITERIA, default="absolute",
+    p.add_argument("--accuracy_drop", type=float, default=0.25,
+                   help="percentage points of accuracy an early exit may lose on the "
+                        "samples it takes (default 0.25)")
+    p.add_argument("--criterion", choices=pg.CRITERIA, default="relative",
                    help="absolute: an early exit's accuracy on the samples it takes must "
                         "be >= the final exit's validation accuracy - accuracy_drop; "
                         "relative: >= the final exit's accuracy on those same samples - "
