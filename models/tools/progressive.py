@@ -127,6 +127,13 @@ class ExitConfig:
 
 
 @dataclass
+class CascadePoint:
+    threshold: float
+    exit_rates: List[float]
+    accuracy: float
+
+
+@dataclass
 class TensorConfig:
     name: str
     datatype: str
@@ -146,6 +153,7 @@ class ModelConfig:
     max_batch_size: int = 0
     cascade_test_accuracy: float = 0.0
     cascade_test_exit_rates: List[float] = field(default_factory=list)
+    cascade_calibration: List[CascadePoint] = field(default_factory=list)
 
 
 def _q(s: str) -> str:
@@ -243,6 +251,10 @@ def format_config(cfg: Union[ModelConfig, Mapping]) -> str:
     if c.cascade_test_exit_rates:
         lines.append("cascade_test_exit_rates: ["
                      + ", ".join(_f(r) for r in c.cascade_test_exit_rates) + "]")
+    for point in c.cascade_calibration:
+        lines.append(f"cascade_calibration {{ threshold: {_f(point.threshold)} exit_rates: ["
+                     + ", ".join(_f(r) for r in point.exit_rates)
+                     + f"] accuracy: {_f(point.accuracy)} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -463,6 +475,23 @@ def cascade_eval(probs: Mapping[int, torch.Tensor], labels: torch.Tensor,
         rates.append(int(take.sum()) / n)
         remaining &= ~take
     return float(correct.float().mean()), rates
+
+
+# A threshold no max-softmax probability reaches: early exits off.
+EXITS_OFF = 1.01
+
+
+def cascade_calibration(probs: Mapping[int, torch.Tensor], labels: torch.Tensor,
+                        thresholds: Sequence[float] = tuple(DEFAULT_THRESHOLDS) + (EXITS_OFF,)
+                        ) -> List[CascadePoint]:
+    """The cascade with one threshold at every early exit, for each threshold.
+    The last point (EXITS_OFF) is the final exit alone."""
+    keys = sorted(probs)
+    points = []
+    for t in thresholds:
+        acc, rates = cascade_eval(probs, labels, {k: t for k in keys})
+        points.append(CascadePoint(float(t), rates, acc))
+    return points
 
 
 # ---------------------------------------------------------------------------

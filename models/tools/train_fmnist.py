@@ -187,6 +187,7 @@ def main():
         labels=pg.FMNIST_LABELS,
         cascade_test_accuracy=cascade_acc,
         cascade_test_exit_rates=cascade_rates,
+        cascade_calibration=pg.cascade_calibration(val_probs, y_val),
     )
     report = {
         "model": MODEL_NAME,
