@@ -17,6 +17,7 @@ struct Synthetic {
 Synthetic MakeSynthetic(int blocks, int thresholds, int exits) {
   Synthetic s;
   s.config.set_name("synthetic");
+  s.config.set_trained(true);
   s.config.set_num_blocks(blocks);
   for (int e = 0; e < exits; ++e) {
     auto* exit = s.config.add_exits();

@@ -13,6 +13,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "models/model_repository.h"
+#include "models/profiler.h"
 
 namespace tandem {
 namespace {
@@ -91,6 +92,12 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
   load_options.warmup_runs = config.warmup_runs();
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository,
                    ModelRepository::Load(config.model_repository(), load_options));
+  ProfileOptions profile_options;
+  profile_options.runs = 10;
+  for (const ProgressiveModel* model : repository->models()) {
+    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile, ProfileModel(*model, profile_options));
+    server->runner_->SeedProfile(profile);
+  }
   server->runner_->SetRepository(std::move(repository));
   SetReady(server->server_.get(), true);
   TANDEM_LOG(INFO) << "tandem-cloud ready";

@@ -117,6 +117,15 @@ absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(const std::stri
   return profile;
 }
 
+void ContinueRunner::SeedProfile(const tandem::v1::ModelProfile& profile) {
+  absl::MutexLock lock(&mu_);
+  std::vector<SampleWindow>& windows = block_latency_us_[profile.model_name()];
+  if (windows.empty()) windows.assign(profile.blocks_size(), SampleWindow(kLatencyWindow));
+  for (int b = 0; b < profile.blocks_size() && b < static_cast<int>(windows.size()); ++b) {
+    windows[b].Add(profile.blocks(b).latency_us() + profile.blocks(b).exit_latency_us());
+  }
+}
+
 double ContinueRunner::queue_us_ewma() const {
   absl::MutexLock lock(&mu_);
   return queue_us_.value();

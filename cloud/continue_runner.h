@@ -45,6 +45,10 @@ class ContinueRunner {
       ABSL_LOCKS_EXCLUDED(mu_);
   double queue_us_ewma() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Seeds the block latencies with a start-up profile (blocks and their exit
+  // heads), so GetProfile answers for every block before traffic arrives.
+  void SeedProfile(const tandem::v1::ModelProfile& profile) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   absl::StatusOr<const ProgressiveModel*> Find(const std::string& name,
                                                const std::string& version) const

@@ -36,6 +36,10 @@ struct EdgeAgent::Route {
   // encoding): no decode-encode round, and 8-bit pixels stay 8-bit.
   bool forward_input = false;
   std::string fallback_reason;  // Set when the route had to change.
+  // Adaptive routes: the plan they follow, and how long the offload may take
+  // before the link is deemed to have fallen (then the edge finishes).
+  std::shared_ptr<const tandem::v1::Plan> plan;
+  absl::Duration offload_bound = absl::InfiniteDuration();
 };
 
 tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
@@ -71,7 +75,8 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(tandem::v1::EdgeCon
     link_options.max_message_bytes = config.limits().max_message_bytes();
     agent->cloud_ = CloudLink::Create(config.cloud(), link_options);
   }
-  agent->SeedLocalEstimates();
+  ASSIGN_OR_RETURN(agent->keeper_, PlanKeeper::Create(config, agent->repository_.get(),
+                                                      agent->cloud_.get(), RealClock()));
   return agent;
 }
 
@@ -120,11 +125,36 @@ tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(const std::string& model) const
 }
 
 absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& model,
-                                                     const InferRequest& request) const {
+                                                     const InferRequest& request,
+                                                     absl::Duration time_left) const {
   const int n = model.num_blocks();
   const tandem::v1::EdgeModelPolicy policy = PolicyFor(model.name());
   Route route;
   route.split = policy.split_point() < 0 ? n : policy.split_point();
+  route.encoding = policy.encoding();
+  route.compression = policy.compression();
+  std::map<int, float> overrides(policy.exit_thresholds().begin(),
+                                 policy.exit_thresholds().end());
+  const bool adaptive = policy.adaptive() && !request.has_split_point();
+  if (adaptive) {
+    PlanKeeper::Sla sla;
+    sla.deadline = time_left;
+    sla.min_accuracy = request.min_accuracy();
+    absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> plan =
+        keeper_->PlanFor(model, policy, sla);
+    if (!plan.ok() && request.allow_partial()) {
+      plan = keeper_->PlanFor(model, policy, PlanKeeper::Sla{});  // Best effort allowed.
+    }
+    if (!plan.ok()) return plan.status();
+    route.plan = *plan;
+    route.split = route.plan->split_point();
+    route.encoding = route.plan->encoding();
+    route.compression = route.plan->compression();
+    // The plan's thresholds already meet the accuracy floor it was made for.
+    route.thresholds.insert(route.plan->exit_thresholds().begin(),
+                            route.plan->exit_thresholds().end());
+    route.offload_bound = absl::Milliseconds(2 * route.plan->predicted_tail_latency_ms() + 20);
+  }
   if (request.has_split_point()) {
     if (request.split_point() < 0 || request.split_point() > n) {
       return absl::InvalidArgumentError(
@@ -136,21 +166,32 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& mod
     route.split = n;
     route.fallback_reason = "no cloud is configured";
   }
-  route.encoding = request.has_encoding() ? request.encoding() : policy.encoding();
+  if (request.has_encoding()) route.encoding = request.encoding();
   if (!tandem::v1::Encoding_IsValid(route.encoding)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown encoding ", route.encoding));
   }
-  route.compression = policy.compression();
-  route.forward_input = route.split == 0 && !request.has_encoding();
-  if (!request.disable_early_exits()) {
-    const std::map<int, float> overrides(policy.exit_thresholds().begin(),
-                                         policy.exit_thresholds().end());
+  // At k = 0 the input travels as the application sent it when that is the
+  // encoding wanted (or no encoding was asked for).
+  route.forward_input =
+      route.split == 0 && !request.has_encoding() && route.compression == tandem::v1::COMPRESSION_NONE &&
+      (!adaptive || request.inputs(0).encoding() == route.encoding);
+  if (request.disable_early_exits()) {
+    route.thresholds.clear();
+  } else if (!adaptive) {
     for (const auto& [block, threshold] :
          ChooseExitThresholds(model.config(), request.min_accuracy(), overrides)) {
       route.thresholds[block] = threshold;
     }
   }
   return route;
+}
+
+void EdgeAgent::SetEnergy(InferResponse* response) const {
+  const tandem::v1::Timings& t = response->timings();
+  response->set_energy_mj(keeper_->EnergyMj(
+      absl::Microseconds(t.edge_compute_us() + t.encode_us()), absl::Microseconds(t.transfer_us()),
+      absl::Microseconds(t.cloud_queue_us() + t.cloud_compute_us())));
+  response->set_energy_measured(false);
 }
 
 absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl::Time received,
@@ -173,7 +214,7 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
   if (input.size(0) != 1) {
     return absl::InvalidArgumentError("one sample per request (the agent batches requests)");
   }
-  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request));
+  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request, deadline - start));
   const int n = model->num_blocks();
 
   InferResponse response;
@@ -191,11 +232,12 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     response.set_confidence(exit.confidence[0]);
     response.set_answered_by(site);
     timings->set_total_us(Micros(clock->Now() - received));
+    SetEnergy(&response);
     return response;
   };
 
   ASSIGN_OR_RETURN(BlockRun head, RunBlocksWithExits(*model, input, 0, route.split, route.thresholds));
-  RecordLocal(*model, 0, head.block_times);
+  keeper_->OnLocalBlocks(*model, 0, head.block_times);
   timings->set_edge_compute_us(Micros(head.compute_time));
   if (head.exited) return answer(*head.exit, head.exit_block, tandem::v1::SITE_EDGE);
 
@@ -225,10 +267,13 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
 
   // Keep back enough of the deadline to finish locally should the cloud fail.
   const absl::Time now = clock->Now();
-  const absl::Time cloud_deadline =
+  absl::Time cloud_deadline =
       deadline == absl::InfiniteFuture()
           ? now + absl::Milliseconds(config_.cloud_timeout_ms())
-          : deadline - EstimateLocal(*model, route.split, n) - kReplyMargin;
+          : deadline - keeper_->EstimateLocal(*model, route.split, n) - kReplyMargin;
+  // A transfer far past its prediction means the link fell: do not let it
+  // hold the request hostage.
+  cloud_deadline = std::min(cloud_deadline, now + route.offload_bound);
   absl::Status cloud_status;
   if (cloud_deadline <= now) {
     cloud_status = absl::DeadlineExceededError("the deadline leaves no time for the cloud");
@@ -237,6 +282,9 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     absl::StatusOr<ContinueResponse> cloud = cloud_->Continue(offload, cloud_deadline);
     const absl::Duration round_trip = clock->Now() - now;
     if (cloud.ok()) {
+      keeper_->OnTransfer(response.bytes_sent(),
+                          round_trip - absl::Microseconds(cloud->queue_us() + cloud->compute_us()),
+                          /*completed=*/true);
       *response.mutable_top_k() = cloud->top_k();
       response.set_exit_block(cloud->exit_block());
       response.set_confidence(cloud->confidence());
@@ -246,17 +294,21 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
       timings->set_transfer_us(std::max<int64_t>(
           0, Micros(round_trip) - cloud->queue_us() - cloud->compute_us()));
       timings->set_total_us(Micros(clock->Now() - received));
+      SetEnergy(&response);
       return response;
     }
     cloud_status = cloud.status();
     timings->set_transfer_us(Micros(round_trip));
+    if (cloud_status.code() == absl::StatusCode::kDeadlineExceeded) {
+      keeper_->OnTransfer(response.bytes_sent(), round_trip, /*completed=*/false);
+    }
   }
 
   // The cloud failed: finish here, or answer with what we have.
   std::string reason = absl::StrCat("cloud ", absl::StatusCodeToString(cloud_status.code()), ": ",
                                     cloud_status.message());
   const bool no_time_left = deadline != absl::InfiniteFuture() &&
-                            clock->Now() + EstimateLocal(*model, route.split, n) > deadline;
+                            clock->Now() + keeper_->EstimateLocal(*model, route.split, n) > deadline;
   if (request.allow_partial() && head.exit.has_value() && no_time_left) {
     response.set_fallback_reason(reason + "; answered by the best exit so far");
     return answer(*head.exit, head.best_block, tandem::v1::SITE_EDGE);
@@ -264,7 +316,7 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
   response.set_fallback_reason(reason + "; finished on the edge");
   ASSIGN_OR_RETURN(BlockRun tail,
                    RunBlocksWithExits(*model, head.output, route.split, n, route.thresholds));
-  RecordLocal(*model, route.split, tail.block_times);
+  keeper_->OnLocalBlocks(*model, route.split, tail.block_times);
   timings->set_edge_compute_us(timings->edge_compute_us() + Micros(tail.compute_time));
   return answer(*tail.exit, tail.exit_block, tandem::v1::SITE_EDGE);
 }
@@ -285,10 +337,18 @@ tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {
   return out;
 }
 
-absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(const std::string& name) const {
-  ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(name));
-  InferRequest request;  // A request with no constraints of its own.
-  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request));
+absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
+    const tandem::v1::GetPlanRequest& request) const {
+  ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(request.model_name()));
+  const tandem::v1::EdgeModelPolicy policy = PolicyFor(model->name());
+  const bool what_if = request.has_network() || request.has_objective() ||
+                       request.has_deadline_ms() || request.has_min_accuracy();
+  if (policy.adaptive() || what_if || request.explain()) {
+    return keeper_->Explain(*model, policy, request);
+  }
+  InferRequest plain;  // A request with no constraints of its own.
+  plain.add_inputs();
+  ASSIGN_OR_RETURN(Route route, RouteFor(*model, plain, absl::InfiniteDuration()));
   tandem::v1::Plan plan;
   plan.set_model_name(model->name());
   plan.set_model_version(model->version());
@@ -304,39 +364,8 @@ absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(const std::string& name) con
   return plan;
 }
 
-absl::Duration EdgeAgent::EstimateLocal(const ProgressiveModel& model, int begin, int end) const {
-  absl::MutexLock lock(&mu_);
-  const auto it = local_block_us_.find(model.name());
-  if (it == local_block_us_.end()) return absl::ZeroDuration();
-  double us = 0;
-  for (int b = begin; b < end; ++b) us += it->second[b].value();
-  return absl::Microseconds(us);
-}
-
-void EdgeAgent::RecordLocal(const ProgressiveModel& model, int begin,
-                            const std::vector<absl::Duration>& times) {
-  absl::MutexLock lock(&mu_);
-  std::vector<Ewma>& blocks = local_block_us_[model.name()];
-  if (blocks.empty()) blocks.assign(model.num_blocks(), Ewma(0.2));
-  for (size_t i = 0; i < times.size(); ++i) {
-    blocks[begin + i].Add(absl::ToDoubleMicroseconds(times[i]));
-  }
-}
-
-void EdgeAgent::SeedLocalEstimates() {
-  for (const ProgressiveModel* model : repository_->models()) {
-    std::vector<int64_t> shape = {1};
-    shape.insert(shape.end(), model->BlockInputShape(0).begin(), model->BlockInputShape(0).end());
-    const torch::Tensor zeros = torch::zeros(shape);
-    for (int run = 0; run < 3; ++run) {
-      absl::StatusOr<BlockRun> timed = RunBlocksWithExits(*model, zeros, 0, model->num_blocks(), {});
-      if (!timed.ok()) {
-        TANDEM_LOG(WARNING) << model->name() << ": cannot time blocks: " << timed.status();
-        break;
-      }
-      RecordLocal(*model, 0, timed->block_times);
-    }
-  }
+absl::StatusOr<tandem::v1::SavedProfile> EdgeAgent::GetProfile(const std::string& model) const {
+  return keeper_->Saved(model);
 }
 
 }  // namespace tandem

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/stats.h"
 #include "edge/cloud_link.h"
+#include "edge/plan_keeper.h"
 #include "models/model_repository.h"
 #include "models/tensor_spec.h"
 #include "tandem/v1/daemon_config.pb.h"
@@ -48,8 +49,12 @@ class EdgeAgent {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   tandem::v1::ListModelsResponse ListModels() const;
-  absl::StatusOr<tandem::v1::Plan> GetPlan(const std::string& model) const
+  // The plan requests of the model get now (adaptive: from the live
+  // estimates), or a what-if plan with every alternative.
+  absl::StatusOr<tandem::v1::Plan> GetPlan(const tandem::v1::GetPlanRequest& request) const
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::SavedProfile> GetProfile(const std::string& model) const;
+  PlanKeeper* plan_keeper() { return keeper_.get(); }
 
   // Replaces the per-model policies with those of `config` if they are valid
   // for the loaded models; otherwise keeps the old ones and says why. Other
@@ -63,25 +68,22 @@ class EdgeAgent {
 
   EdgeAgent() = default;
   absl::Status ValidatePolicies(const tandem::v1::EdgeConfig& config) const;
+  // Fills energy_mj from the response's timings (modelled; no meter yet).
+  void SetEnergy(tandem::v1::InferResponse* response) const;
   tandem::v1::EdgeModelPolicy PolicyFor(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
+  // `time_left`: until the request's deadline (infinite for none).
   absl::StatusOr<Route> RouteFor(const ProgressiveModel& model,
-                                 const tandem::v1::InferRequest& request) const;
-  // Expected time to run blocks [begin, end) here, from recent runs.
-  absl::Duration EstimateLocal(const ProgressiveModel& model, int begin, int end) const
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void RecordLocal(const ProgressiveModel& model, int begin,
-                   const std::vector<absl::Duration>& times) ABSL_LOCKS_EXCLUDED(mu_);
-  void SeedLocalEstimates();
+                                 const tandem::v1::InferRequest& request,
+                                 absl::Duration time_left) const;
 
   tandem::v1::EdgeConfig config_;
   DecodeLimits limits_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<CloudLink> cloud_;  // Null: edge-only.
+  std::unique_ptr<PlanKeeper> keeper_;  // Profiles, estimates, adaptive plans.
 
   mutable absl::Mutex mu_;
   std::map<std::string, tandem::v1::EdgeModelPolicy> policies_ ABSL_GUARDED_BY(mu_);
-  // Per model, per block: recent local latency in microseconds.
-  std::map<std::string, std::vector<Ewma>> local_block_us_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem

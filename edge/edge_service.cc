@@ -40,10 +40,20 @@ grpc::ServerUnaryReactor* EdgeServiceImpl::ListModels(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* EdgeServiceImpl::GetPlan(grpc::CallbackServerContext* context,
                                                    const tandem::v1::GetPlanRequest* request,
                                                    tandem::v1::GetPlanResponse* response) {
-  absl::StatusOr<tandem::v1::Plan> plan = agent_->GetPlan(request->model_name());
+  absl::StatusOr<tandem::v1::Plan> plan = agent_->GetPlan(*request);
   if (plan.ok()) *response->mutable_plan() = *std::move(plan);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(plan.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* EdgeServiceImpl::GetProfile(
+    grpc::CallbackServerContext* context, const tandem::v1::GetEdgeProfileRequest* request,
+    tandem::v1::SavedProfile* response) {
+  absl::StatusOr<tandem::v1::SavedProfile> saved = agent_->GetProfile(request->model_name());
+  if (saved.ok()) *response = *std::move(saved);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(saved.status()));
   return reactor;
 }
 

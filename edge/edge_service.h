@@ -25,6 +25,9 @@ class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
   grpc::ServerUnaryReactor* GetPlan(grpc::CallbackServerContext* context,
                                     const tandem::v1::GetPlanRequest* request,
                                     tandem::v1::GetPlanResponse* response) override;
+  grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* context,
+                                       const tandem::v1::GetEdgeProfileRequest* request,
+                                       tandem::v1::SavedProfile* response) override;
 
  private:
   EdgeAgent* const agent_;

@@ -16,7 +16,16 @@ void NetworkEstimator::AddTransfer(int64_t bytes, absl::Duration elapsed,
   const absl::Duration sending = elapsed - rtt_part;
   // Too short to time (a tiny tensor, or the tbf burst): a latency sample.
   if (bytes <= 0 || sending <= absl::Microseconds(50)) return;
-  const double mbit = bytes * 8.0 / absl::ToDoubleMicroseconds(sending);
+  AddThroughput(bytes * 8.0 / absl::ToDoubleMicroseconds(sending));
+}
+
+void NetworkEstimator::AddIncompleteTransfer(int64_t bytes, absl::Duration elapsed) {
+  last_sample_ = clock_->Now();
+  if (bytes <= 0 || elapsed <= absl::ZeroDuration()) return;
+  AddThroughput(0.25 * bytes * 8.0 / absl::ToDoubleMicroseconds(elapsed));
+}
+
+void NetworkEstimator::AddThroughput(double mbit) {
   const double current = uplink_mbit();
   const bool deviates = current > 0 && (mbit > current * options_.change_factor ||
                                         mbit < current / options_.change_factor);

@@ -35,6 +35,10 @@ class NetworkEstimator {
   // A transfer of `bytes` that took `seconds` from the first byte sent to the
   // answer (the round trip), of which `rtt` was not spent sending.
   void AddTransfer(int64_t bytes, absl::Duration elapsed, absl::Duration rtt_part);
+  // A transfer of `bytes` cut off after `elapsed` (its deadline passed): the
+  // link carried only part of it. Counted as a quarter of bytes / elapsed, a
+  // pessimistic sample that lets a fallen link be noticed within two of them.
+  void AddIncompleteTransfer(int64_t bytes, absl::Duration elapsed);
   void AddRtt(absl::Duration rtt);
 
   bool has_estimate() const { return uplink_mbit() > 0; }
@@ -48,6 +52,8 @@ class NetworkEstimator {
   tandem::v1::NetworkState State() const;
 
  private:
+  void AddThroughput(double mbit);
+
   const Options options_;
   Clock* const clock_;
   SampleWindow throughput_;

@@ -38,6 +38,17 @@ TEST(NetworkEstimator, FollowsASustainedDropWithinTwoSamples) {
   EXPECT_EQ(estimator.changes(), 2);
 }
 
+TEST(NetworkEstimator, CutOffTransfersRevealAFallenLink) {
+  FakeClock clock;
+  NetworkEstimator estimator({}, &clock);
+  for (int i = 0; i < 8; ++i) Transfer(estimator, 50);
+  // 100 KB planned at 50 Mbit/s (16 ms), cut off after 40 ms twice.
+  estimator.AddIncompleteTransfer(100000, absl::Milliseconds(40));
+  estimator.AddIncompleteTransfer(100000, absl::Milliseconds(40));
+  EXPECT_EQ(estimator.changes(), 1);
+  EXPECT_NEAR(estimator.uplink_mbit(), 0.25 * 100000 * 8 / 40000.0, 1e-9);
+}
+
 TEST(NetworkEstimator, AnIsolatedOutlierIsForgotten) {
   FakeClock clock;
   NetworkEstimator estimator({}, &clock);

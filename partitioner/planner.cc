@@ -84,8 +84,10 @@ std::vector<ExitSetting> ExitSettings(const ModelConfig& config) {
     const double final_accuracy = config.exits_size() > 0 ? config.exits().rbegin()->test_accuracy() : 0;
     add(2.0f, std::vector<double>(config.exits_size(), 0.0), final_accuracy);
   }
+  // Forcing requests out early trades accuracy for time; an untrained model's
+  // accuracies say nothing, so it keeps its full depth.
   for (const auto& exit : config.exits()) {
-    if (exit.block() >= n - 1) continue;
+    if (exit.block() >= n - 1 || !config.trained()) continue;
     ExitSetting s;
     s.threshold = 0;
     s.forced_exit = exit.block();

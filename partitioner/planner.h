@@ -4,7 +4,9 @@
 // weighed. No I/O, no clocks, no threads: the same inputs give the same plan.
 //
 // Enumerates split k in [0, N] x one exit threshold per point of the model's
-// cascade calibration (early exits off included) x encodings. For each it
+// cascade calibration (early exits off included; for trained models also
+// every request forced out at one early exit, Edgent's right-sizing) x
+// encodings. For each it
 // predicts, with each exit weighted by its calibrated exit probability:
 //   edge     = sum over blocks b < k of P(reach b) * (latency_b + exit head)
 //   transfer = P(reach k) * (rtt + bytes(k, encoding) / uplink)

@@ -21,6 +21,7 @@ class PlannerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     config_.set_name("synthetic");
+    config_.set_trained(true);
     config_.set_num_blocks(4);
     auto* early = config_.add_exits();
     early->set_block(1);
@@ -218,6 +219,15 @@ TEST_F(PlannerTest, WithoutACloudOnlyEdgePlansRemain) {
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
   for (const auto& a : plan.alternatives()) EXPECT_EQ(a.offload_probability(), 0);
   EXPECT_EQ(plan.split_point(), 4);
+}
+
+TEST_F(PlannerTest, UntrainedModelsAreNeverCutShort) {
+  config_.set_trained(false);
+  SetNetwork(0.13, 5);
+  PlanConstraints constraints;
+  constraints.explain = true;
+  ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
+  for (const auto& a : plan.alternatives()) EXPECT_EQ(a.forced_exit_block(), -1);
 }
 
 TEST_F(PlannerTest, RejectsProfilesThatDisagreeWithTheModel) {

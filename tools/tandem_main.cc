@@ -2,7 +2,9 @@
 //
 //   tandem infer  --edge=ADDR --model=NAME (--image=FILE | --fashion-mnist=N)
 //   tandem models --edge=ADDR
-//   tandem plan   --edge=ADDR --model=NAME
+//   tandem plan   --edge=ADDR --model=NAME [--bandwidth=5.85mbit --rtt=20ms --objective=latency]
+//   tandem plan   --profile=FILE [--bandwidth=... --rtt=... --objective=... --link=lte]
+//   tandem profile --edge=ADDR --model=NAME --out=FILE
 //
 // Flag names take '-' or '_' alike (--fashion-mnist, --fashion_mnist).
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "tools/infer_command.h"
 #include "tools/models_command.h"
 #include "tools/plan_command.h"
+#include "tools/bench_command.h"
 
 namespace {
 
@@ -36,8 +39,12 @@ constexpr Subcommand kSubcommands[] = {
      &tandem::RunInferCommandFromFlags},
     {"models", "list the models the agent serves",
      &tandem::RunModelsCommandFromFlags},
-    {"plan", "show the agent's current plan for --model",
+    {"plan", "explain the plan for --model (live) or --profile (offline)",
      &tandem::RunPlanCommandFromFlags},
+    {"profile", "save the agent's profile of --model to --out",
+     &tandem::RunProfileCommandFromFlags},
+    {"bench", "compare policies over a shaped link (--scenario=trace; root)",
+     &tandem::RunBenchCommandFromFlags},
 };
 
 std::string UsageMessage() {

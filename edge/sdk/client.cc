@@ -198,14 +198,29 @@ absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
 }
 
 absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const std::string& model) {
-  grpc::ClientContext context;
-  PrepareContext(&context, rpc_timeout_);
   tandem::v1::GetPlanRequest request;
   request.set_model_name(model);
+  return GetPlan(request);
+}
+
+absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const tandem::v1::GetPlanRequest& request) {
+  grpc::ClientContext context;
+  PrepareContext(&context, rpc_timeout_);
   tandem::v1::GetPlanResponse response;
   const grpc::Status status = stub_->GetPlan(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return std::move(*response.mutable_plan());
+}
+
+absl::StatusOr<tandem::v1::SavedProfile> Client::GetProfile(const std::string& model) {
+  grpc::ClientContext context;
+  PrepareContext(&context, rpc_timeout_);
+  tandem::v1::GetEdgeProfileRequest request;
+  request.set_model_name(model);
+  tandem::v1::SavedProfile response;
+  const grpc::Status status = stub_->GetProfile(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
 }
 
 }  // namespace tandem

@@ -75,6 +75,8 @@ InferResult ToInferResult(const tandem::v1::InferResponse& response) {
   result.bytes_sent = response.bytes_sent();
   result.fallback_reason = response.fallback_reason();
   result.confidence = response.confidence();
+  result.energy_mj = response.energy_mj();
+  result.energy_measured = response.energy_measured();
   return result;
 }
 

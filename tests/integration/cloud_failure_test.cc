@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "models/fashion_mnist.h"
 #include "tandem/client.h"
-#include "tests/testing/subprocess.h"
+#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -28,14 +28,14 @@ std::string Env(const char* name, const char* fallback) {
 
 TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
   const std::string repository = Env("TANDEM_MODEL_REPOSITORY", "model_repository");
-  const std::string dir = testing::MakeTempDir("cloud_failure");
-  ASSERT_OK_AND_ASSIGN(testing::Subprocess cloud,
-                       testing::Subprocess::Start({Env("TANDEM_CLOUD_BINARY", "tandem-cloud"),
+  const std::string dir = MakeTempDir("cloud_failure");
+  ASSERT_OK_AND_ASSIGN(Subprocess cloud,
+                       Subprocess::Start({Env("TANDEM_CLOUD_BINARY", "tandem-cloud"),
                                                    "--listen=127.0.0.1:0",
                                                    "--model_repository=" + repository,
                                                    "--port_file=" + dir + "/cloud.port"}));
   ASSERT_OK_AND_ASSIGN(int cloud_port,
-                       testing::WaitForPortFile(dir + "/cloud.port", cloud, absl::Seconds(60)));
+                       WaitForPortFile(dir + "/cloud.port", cloud, absl::Seconds(60)));
 
   tandem::v1::EdgeConfig config;
   config.add_listen("unix:" + dir + "/edge.sock");

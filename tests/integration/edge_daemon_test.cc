@@ -16,7 +16,7 @@
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tandem/client.h"
-#include "tests/testing/subprocess.h"
+#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -60,13 +60,13 @@ void WriteConfig(const std::string& path, const std::string& text) {
 }
 
 TEST(EdgeDaemon, NotifiesReloadsAndDrains) {
-  const std::string dir = testing::MakeTempDir("edge_daemon");
+  const std::string dir = MakeTempDir("edge_daemon");
   const std::string config = dir + "/edge.pbtxt";
   WriteConfig(config, "models { model_name: \"fmnist_branchy\" split_point: 4 }\n");
   NotifySocket notify(dir + "/notify.sock");
   ASSERT_OK_AND_ASSIGN(
-      testing::Subprocess edge,
-      testing::Subprocess::Start({Env("TANDEM_EDGE_BINARY", "tandem-edge"),
+      Subprocess edge,
+      Subprocess::Start({Env("TANDEM_EDGE_BINARY", "tandem-edge"),
                                   "--listen=unix:" + dir + "/edge.sock",
                                   // Never called: GetPlan alone does not reach the cloud.
                                   "--cloud=127.0.0.1:1",

@@ -15,7 +15,7 @@
 #include "models/fashion_mnist.h"
 #include "models/progressive_model.h"
 #include "tandem/client.h"
-#include "tests/testing/subprocess.h"
+#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -50,7 +50,7 @@ class SplitInferenceTest : public ::testing::Test {
     ASSERT_TRUE(cloud.ok()) << cloud.status();
     cloud_ = cloud->release();
 
-    dir_ = new std::string(testing::MakeTempDir("split"));
+    dir_ = new std::string(MakeTempDir("split"));
     tandem::v1::EdgeConfig edge_config;
     edge_config.add_listen("unix:" + *dir_ + "/edge.sock");
     edge_config.set_cloud("127.0.0.1:" + std::to_string(cloud_->port()));

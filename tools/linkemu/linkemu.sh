@@ -61,13 +61,19 @@ Shaping (tc tbf on the egress of a veth end)
                          the schedule (NAME need not exist).
 
 Devices
-  cpucap NAME PERCENT [--cpus=LIST] [--] CMD [ARGS...]
+  cpucap NAME PERCENT [--cpus=LIST] [--period-us=N] [--] CMD [ARGS...]
                          Run CMD in cgroup v1 cpu cgroup
                          /sys/fs/cgroup/cpu/tandem-NAME with cfs_quota_us =
                          PERCENT% of cfs_period_us (100000): 25 -> 25000, i.e.
                          a quarter of ONE core. --cpus=LIST also pins CMD with
-                         `taskset -c LIST`. The cgroup is removed afterwards;
-                         exits with CMD's status. Exit 77 without cgroup v1 cpu.
+                         `taskset -c LIST`. --period-us shortens the period
+                         (>= 1000; the quota must stay >= 1000, so 25% needs
+                         >= 4000): work shorter than a 100 ms period runs at
+                         full speed until the quota is spent, so millisecond
+                         inferences need a 1-2 ms period to feel the cap. Run
+                         cpucap outside `exec`: `ip netns exec` remounts /sys.
+                         The cgroup is removed afterwards; exits with CMD's
+                         status. Exit 77 without cgroup v1 cpu.
 
 Environment
   check                  Exit 0 if namespaces, veth and tbf work here (creates
@@ -484,9 +490,10 @@ cpucap_cleanup() {
 }
 
 cmd_cpucap() {
-  local pos=() cpus=""
+  local pos=() cpus="" period=$CFS_PERIOD_US
   while [ $# -gt 0 ] && [ ${#pos[@]} -lt 2 ]; do
     case $1 in
+      --period-us=*) period=${1#--period-us=}; shift ;;
       --cpus=*) cpus=${1#--cpus=}; shift ;;
       --cpus) [ $# -ge 2 ] || die "--cpus needs a list"; cpus=$2; shift 2 ;;
       -*) die "unknown option '$1' for cpucap" ;;
@@ -495,6 +502,7 @@ cmd_cpucap() {
   done
   while [ $# -gt 0 ]; do
     case $1 in
+      --period-us=*) period=${1#--period-us=}; shift ;;
       --cpus=*) cpus=${1#--cpus=}; shift ;;
       --cpus) [ $# -ge 2 ] || die "--cpus needs a list"; cpus=$2; shift 2 ;;
       --) shift; break ;;
@@ -502,10 +510,16 @@ cmd_cpucap() {
     esac
   done
   if [ ${#pos[@]} -ne 2 ] || [ $# -lt 1 ]; then
-    die "usage: linkemu.sh cpucap NAME PERCENT [--cpus=LIST] [--] CMD [ARGS...]"
+    die "usage: linkemu.sh cpucap NAME PERCENT [--cpus=LIST] [--period-us=N] [--] CMD [ARGS...]"
   fi
   local name=${pos[0]} percent=${pos[1]}
   valid_name "$name"
+  if ! [[ $period =~ ^[0-9]{4,7}$ ]] || [ "$period" -lt 1000 ] || [ "$period" -gt 1000000 ]; then
+    die "bad --period-us '$period': 1000 to 1000000 microseconds"
+  fi
+  if [ $((percent * period / 100)) -lt 1000 ]; then
+    die "quota $((percent * period / 100)) us is under the kernel's 1000 us minimum: raise --period-us"
+  fi
   if ! [[ $percent =~ ^[0-9]{1,6}$ ]] || [ "$percent" -lt 1 ] || [ "$percent" -gt 100000 ]; then
     die "bad PERCENT '$percent': an integer from 1 to 100000 (100 = one full core)"
   fi
@@ -525,9 +539,9 @@ cmd_cpucap() {
   mkdir "$cg" 2>/dev/null || skip "could not create cgroup $cg"
   CPUCAP_CG=$cg
   trap cpucap_cleanup EXIT
-  echo "$CFS_PERIOD_US" >"$cg/cpu.cfs_period_us" || die "could not set $cg/cpu.cfs_period_us"
-  echo $((percent * CFS_PERIOD_US / 100)) >"$cg/cpu.cfs_quota_us" ||
-    die "could not set $cg/cpu.cfs_quota_us to $((percent * CFS_PERIOD_US / 100))"
+  echo "$period" >"$cg/cpu.cfs_period_us" || die "could not set $cg/cpu.cfs_period_us"
+  echo $((percent * period / 100)) >"$cg/cpu.cfs_quota_us" ||
+    die "could not set $cg/cpu.cfs_quota_us to $((percent * period / 100))"
 
   local wrap=()
   [ -z "$cpus" ] || wrap=(taskset -c "$cpus")

@@ -110,6 +110,9 @@ struct InferResult {
   // Why the edge finished blocks meant for the cloud; empty when it did not.
   std::string fallback_reason;
   float confidence = 0;  // Max softmax probability of the answering exit.
+  // Edge energy for the request; modelled unless energy_measured.
+  double energy_mj = 0;
+  bool energy_measured = false;
   // Measured by the SDK around the call: what the application waited.
   absl::Duration client_latency;
 };
@@ -172,6 +175,10 @@ class Client {
 
   // The plan the agent currently uses for `model`.
   absl::StatusOr<tandem::v1::Plan> GetPlan(const std::string& model);
+  // The plan under what-if conditions, optionally with every alternative.
+  absl::StatusOr<tandem::v1::Plan> GetPlan(const tandem::v1::GetPlanRequest& request);
+  // The agent's measurements of a model, for offline planning.
+  absl::StatusOr<tandem::v1::SavedProfile> GetProfile(const std::string& model);
 
  private:
   Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);

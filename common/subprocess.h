@@ -1,7 +1,8 @@
-// Real child processes for fault tests: start a daemon, read the port it
-// wrote, kill it hard. Not thread-safe; one owner per process.
-#ifndef TANDEM_TESTS_TESTING_SUBPROCESS_H_
-#define TANDEM_TESTS_TESTING_SUBPROCESS_H_
+// Child processes: start a daemon, read the port it wrote, signal it, wait
+// for it. Used by fault tests and by the benchmarks that run the daemons.
+// Not thread-safe; one owner per process.
+#ifndef TANDEM_COMMON_SUBPROCESS_H_
+#define TANDEM_COMMON_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -13,14 +14,15 @@
 #include "absl/time/time.h"
 
 namespace tandem {
-namespace testing {
 
 class Subprocess {
  public:
   // Starts `argv[0]` with `argv` and extra environment variables. Its output
-  // goes to this process's stderr.
+  // goes to this process's stderr. With `own_group` the child leads a new
+  // process group and Signal reaches everything it started.
   static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
-                                          const std::map<std::string, std::string>& env = {});
+                                          const std::map<std::string, std::string>& env = {},
+                                          bool own_group = false);
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&&) = delete;
   ~Subprocess();  // Kills (SIGKILL) and reaps the child if still running.
@@ -32,9 +34,14 @@ class Subprocess {
   absl::StatusOr<int> Wait(absl::Duration timeout);
 
  private:
-  explicit Subprocess(pid_t pid) : pid_(pid) {}
+  Subprocess(pid_t pid, bool group) : pid_(pid), group_(group) {}
   pid_t pid_ = -1;
+  bool group_ = false;
 };
+
+// Runs `argv` to completion; its exit status (128 + signal when killed).
+absl::StatusOr<int> RunToCompletion(const std::vector<std::string>& argv,
+                                    absl::Duration timeout = absl::Minutes(5));
 
 // Polls for `path` (a port file) until it holds a number or the child dies
 // or `timeout` passes.
@@ -44,7 +51,6 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
 // A fresh directory under the system temp dir, named after the test.
 std::string MakeTempDir(const std::string& tag);
 
-}  // namespace testing
 }  // namespace tandem
 
-#endif  // TANDEM_TESTS_TESTING_SUBPROCESS_H_
+#endif  // TANDEM_COMMON_SUBPROCESS_H_

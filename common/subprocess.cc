@@ -1,4 +1,4 @@
-#include "tests/testing/subprocess.h"
+#include "common/subprocess.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -12,10 +12,10 @@
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
-namespace testing {
 
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                             const std::map<std::string, std::string>& env) {
+                                             const std::map<std::string, std::string>& env,
+                                             bool own_group) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -27,24 +27,28 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (own_group) setpgid(0, 0);
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());  // PATH lookup for bare names ("bash").
     _exit(127);
   }
-  return Subprocess(pid);
+  if (own_group) setpgid(pid, pid);  // Also here: no race with an early Signal.
+  return Subprocess(pid, own_group);
 }
 
-Subprocess::Subprocess(Subprocess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+Subprocess::Subprocess(Subprocess&& other) noexcept : pid_(other.pid_), group_(other.group_) {
+  other.pid_ = -1;
+}
 
 Subprocess::~Subprocess() {
   if (pid_ > 0) {
-    kill(pid_, SIGKILL);
+    Signal(SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
 }
 
 void Subprocess::Signal(int signal) {
-  if (pid_ > 0) kill(pid_, signal);
+  if (pid_ > 0) kill(group_ ? -pid_ : pid_, signal);
 }
 
 absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
@@ -60,6 +64,13 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
     if (absl::Now() > deadline) return absl::DeadlineExceededError("child still running");
     absl::SleepFor(absl::Milliseconds(10));
   }
+}
+
+absl::StatusOr<int> RunToCompletion(const std::vector<std::string>& argv,
+                                    absl::Duration timeout) {
+  absl::StatusOr<Subprocess> child = Subprocess::Start(argv);
+  if (!child.ok()) return child.status();
+  return child->Wait(timeout);
 }
 
 absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
@@ -85,5 +96,4 @@ std::string MakeTempDir(const std::string& tag) {
   return dir == nullptr ? "" : dir;
 }
 
-}  // namespace testing
 }  // namespace tandem

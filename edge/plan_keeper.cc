@@ -1,0 +1,304 @@
+#include "edge/plan_keeper.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "models/profiler.h"
+
+namespace tandem {
+namespace {
+
+double Or(double value, double fallback) { return value > 0 ? value : fallback; }
+
+EnergyModel EnergyFor(const tandem::v1::EnergyConfig& config) {
+  EnergyModel energy;
+  energy.device = DevicePowerPreset(config.device().empty() ? "jetson_nano_10w" : config.device())
+                      .value_or(DevicePower{10.0, 1.5});
+  if (config.compute_w() > 0) energy.device.compute_w = config.compute_w();
+  if (config.idle_w() > 0) energy.device.idle_w = config.idle_w();
+  energy.radio = RadioPowerPreset(config.link_type().empty() ? "wifi" : config.link_type())
+                     .value_or(RadioPower{283.17, 132.86});
+  return energy;
+}
+
+NetworkEstimator::Options EstimatorOptions(const tandem::v1::AdaptationConfig& config) {
+  NetworkEstimator::Options options;
+  options.initial_uplink_mbit = config.assumed_uplink_mbit();
+  options.initial_rtt_ms = config.assumed_rtt_ms();
+  options.max_age = absl::Milliseconds(Or(config.probe_interval_ms(), 2000));
+  return options;
+}
+
+bool Outside(double now, double then, double band) {
+  if (then <= 0) return now > 0;
+  return std::fabs(now - then) > band * then;
+}
+
+}  // namespace
+
+PlanKeeper::PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud, Clock* clock)
+    : config_(config),
+      cloud_(cloud),
+      clock_(clock),
+      energy_(EnergyFor(config.energy())),
+      network_(EstimatorOptions(config.adaptation()), clock) {}
+
+absl::StatusOr<std::unique_ptr<PlanKeeper>> PlanKeeper::Create(
+    const tandem::v1::EdgeConfig& config, const ModelRepository* repository, CloudLink* cloud,
+    Clock* clock) {
+  std::unique_ptr<PlanKeeper> keeper(new PlanKeeper(config, cloud, clock));
+  ProfileOptions options;
+  options.runs = static_cast<int>(Or(config.adaptation().profile_runs(), 20));
+  for (const ProgressiveModel* model : repository->models()) {
+    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile, ProfileModel(*model, options));
+    keeper->models_[model->name()] = model;
+    absl::MutexLock lock(&keeper->mu_);
+    ModelState& state = keeper->states_[model->name()];
+    state.edge = std::move(profile);
+    state.block_us.assign(model->num_blocks(), Ewma(0.2));
+  }
+  if (cloud != nullptr) {
+    keeper->RefreshCloudProfiles();
+    keeper->prober_ = std::thread([k = keeper.get()] { k->ProbeLoop(); });
+  }
+  return keeper;
+}
+
+PlanKeeper::~PlanKeeper() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (prober_.joinable()) prober_.join();
+}
+
+PlannerInput PlanKeeper::InputFor(const ProgressiveModel& model, const ModelState& state,
+                                  const tandem::v1::NetworkState& network) const {
+  PlannerInput input;
+  input.config = &model.config();
+  input.edge = &state.edge;
+  input.cloud = state.cloud.has_value() ? &*state.cloud : nullptr;
+  input.cloud_speedup = Or(config_.adaptation().assumed_cloud_speedup(), 1.0);
+  input.cloud_queue_ms = state.cloud_queue_ms;
+  input.network = network;
+  input.network.set_link_type(config_.energy().link_type());
+  input.energy = energy_;
+  input.cloud_available = cloud_ != nullptr;
+  return input;
+}
+
+PlanConstraints PlanKeeper::ConstraintsFor(const ProgressiveModel& model,
+                                           const tandem::v1::EdgeModelPolicy& policy,
+                                           const Sla& sla) const {
+  PlanConstraints constraints;
+  constraints.objective = ParseObjective(policy.objective().empty() ? "latency" : policy.objective())
+                              .value_or(tandem::v1::OBJECTIVE_MIN_LATENCY);
+  constraints.deadline = sla.deadline;
+  if (constraints.deadline == absl::InfiniteDuration() && policy.default_deadline_ms() > 0) {
+    constraints.deadline = absl::Milliseconds(policy.default_deadline_ms());
+  }
+  constraints.min_accuracy = sla.min_accuracy;
+  if (constraints.min_accuracy <= 0) {
+    constraints.min_accuracy = policy.default_min_accuracy() > 0
+                                   ? policy.default_min_accuracy()
+                                   : std::max(0.0f, model.config().cascade_test_accuracy() - 0.005f);
+  }
+  return constraints;
+}
+
+bool PlanKeeper::NeedsReplan(const ModelState& state, const std::string& policy) const {
+  const double band = Or(config_.adaptation().hysteresis(), 0.25);
+  const absl::Duration interval =
+      absl::Milliseconds(Or(config_.adaptation().replan_interval_ms(), 5000));
+  return state.plan == nullptr || state.planned_policy != policy ||
+         Outside(network_.uplink_mbit(), state.planned_uplink, band) ||
+         Outside(network_.rtt_ms(), state.planned_rtt, band) ||
+         clock_->Now() - state.planned_at > interval;
+}
+
+absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) {
+  const PlanConstraints constraints = ConstraintsFor(model, policy, sla);
+  const bool default_sla = sla.deadline == absl::InfiniteDuration() && sla.min_accuracy <= 0;
+  absl::MutexLock lock(&mu_);
+  auto it = states_.find(model.name());
+  if (it == states_.end()) return absl::NotFoundError("no profile for " + model.name());
+  ModelState& state = it->second;
+  const std::string policy_key = policy.SerializeAsString();
+  if (default_sla && !NeedsReplan(state, policy_key)) return state.plan;
+  ASSIGN_OR_RETURN(tandem::v1::Plan plan,
+                   ChoosePlan(InputFor(model, state, network_.State()), constraints));
+  auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
+  if (default_sla) {
+    if (state.plan == nullptr || state.plan->split_point() != shared->split_point() ||
+        state.plan->encoding() != shared->encoding()) {
+      TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason() << " (uplink "
+                       << network_.uplink_mbit() << " Mbit/s, rtt " << network_.rtt_ms() << " ms)";
+    }
+    state.plan = shared;
+    state.planned_uplink = network_.uplink_mbit();
+    state.planned_rtt = network_.rtt_ms();
+    state.planned_at = clock_->Now();
+    state.planned_policy = policy_key;
+    ++replans_;
+  }
+  return shared;
+}
+
+absl::StatusOr<tandem::v1::Plan> PlanKeeper::Explain(const ProgressiveModel& model,
+                                                     const tandem::v1::EdgeModelPolicy& policy,
+                                                     const tandem::v1::GetPlanRequest& request) {
+  tandem::v1::EdgeModelPolicy what_if = policy;
+  if (request.has_objective()) {
+    static constexpr const char* kNames[] = {"latency", "energy", "accuracy", "cloud"};
+    what_if.set_objective(kNames[std::clamp<int>(request.objective(), 0, 3)]);
+  }
+  Sla sla;
+  if (request.has_deadline_ms()) sla.deadline = absl::Milliseconds(request.deadline_ms());
+  if (request.has_min_accuracy()) sla.min_accuracy = request.min_accuracy();
+  PlanConstraints constraints = ConstraintsFor(model, what_if, sla);
+  constraints.explain = request.explain();
+  absl::MutexLock lock(&mu_);
+  auto it = states_.find(model.name());
+  if (it == states_.end()) return absl::NotFoundError("no profile for " + model.name());
+  tandem::v1::NetworkState network = network_.State();
+  if (request.has_network()) network = request.network();
+  return ChoosePlan(InputFor(model, it->second, network), constraints);
+}
+
+absl::StatusOr<tandem::v1::SavedProfile> PlanKeeper::Saved(const std::string& name) const {
+  const auto model = models_.find(name);
+  if (model == models_.end()) return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
+  absl::MutexLock lock(&mu_);
+  const ModelState& state = states_.at(name);
+  tandem::v1::SavedProfile saved;
+  *saved.mutable_config() = model->second->config();
+  *saved.mutable_edge() = state.edge;
+  if (state.cloud.has_value()) *saved.mutable_cloud() = *state.cloud;
+  *saved.mutable_network() = network_.State();
+  saved.mutable_network()->set_link_type(config_.energy().link_type());
+  saved.set_cloud_queue_ms(state.cloud_queue_ms);
+  saved.set_assumed_cloud_speedup(Or(config_.adaptation().assumed_cloud_speedup(), 1.0));
+  saved.set_compute_w(energy_.device.compute_w);
+  saved.set_idle_w(energy_.device.idle_w);
+  saved.set_radio_alpha_mw_per_mbit(energy_.radio.alpha_mw_per_mbit);
+  saved.set_radio_beta_mw(energy_.radio.beta_mw);
+  return saved;
+}
+
+void PlanKeeper::OnLocalBlocks(const ProgressiveModel& model, int begin,
+                               const std::vector<absl::Duration>& times) {
+  absl::MutexLock lock(&mu_);
+  auto it = states_.find(model.name());
+  if (it == states_.end()) return;
+  ModelState& state = it->second;
+  for (size_t i = 0; i < times.size(); ++i) {
+    const int b = begin + static_cast<int>(i);
+    // Block times include the exit head when it ran: keep the profile's
+    // split between the two, scale the block part.
+    Ewma& ewma = state.block_us[b];
+    ewma.Add(absl::ToDoubleMicroseconds(times[i]));
+    tandem::v1::BlockProfile* block = state.edge.mutable_blocks(b);
+    block->set_latency_us(std::max(1.0, ewma.value() - block->exit_latency_us()));
+  }
+}
+
+void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time, bool completed) {
+  absl::MutexLock lock(&mu_);
+  if (!completed) {
+    network_.AddIncompleteTransfer(bytes, network_time);
+    return;
+  }
+  const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
+  network_.AddTransfer(bytes, network_time, std::min(rtt, network_time));
+}
+
+absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model, int begin, int end) const {
+  absl::MutexLock lock(&mu_);
+  auto it = states_.find(model.name());
+  if (it == states_.end()) return absl::ZeroDuration();
+  double us = 0;
+  for (int b = begin; b < end; ++b) {
+    us += it->second.edge.blocks(b).latency_us() + it->second.edge.blocks(b).exit_latency_us();
+  }
+  return absl::Microseconds(us);
+}
+
+tandem::v1::NetworkState PlanKeeper::Network() const {
+  absl::MutexLock lock(&mu_);
+  return network_.State();
+}
+
+double PlanKeeper::EnergyMj(absl::Duration compute, absl::Duration transfer,
+                            absl::Duration waiting) const {
+  absl::MutexLock lock(&mu_);
+  return energy_.EnergyMj(absl::ToDoubleMilliseconds(compute), absl::ToDoubleMilliseconds(transfer),
+                          network_.uplink_mbit(), absl::ToDoubleMilliseconds(waiting));
+}
+
+int PlanKeeper::replans() const {
+  absl::MutexLock lock(&mu_);
+  return replans_;
+}
+
+void PlanKeeper::ProbeLoop() {
+  const absl::Duration interval =
+      absl::Milliseconds(Or(config_.adaptation().probe_interval_ms(), 2000));
+  absl::Time last_profile = clock_->Now();
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), interval / 2)) return;
+      if (!network_.NeedsProbe()) continue;
+    }
+    Probe();
+    if (clock_->Now() - last_profile > absl::Seconds(5)) {
+      RefreshCloudProfiles();
+      last_profile = clock_->Now();
+    }
+  }
+}
+
+void PlanKeeper::Probe() {
+  const absl::Time deadline = clock_->Now() + absl::Seconds(2);
+  tandem::v1::ProbeRequest ping;
+  absl::Time start = clock_->Now();
+  if (!cloud_->Probe(ping, deadline).ok()) return;
+  const absl::Duration rtt = clock_->Now() - start;
+  tandem::v1::ProbeRequest bulk;
+  bulk.mutable_payload()->assign(
+      static_cast<size_t>(Or(config_.adaptation().probe_bytes(), 65536)), '\0');
+  start = clock_->Now();
+  const absl::Status sent = cloud_->Probe(bulk, deadline).status();
+  const absl::Duration elapsed = clock_->Now() - start;
+  absl::MutexLock lock(&mu_);
+  network_.AddRtt(rtt);
+  // A probe cut off by its deadline still bounds the bandwidth: the link
+  // carried at most its bytes in that time.
+  const int64_t bytes = static_cast<int64_t>(bulk.payload().size());
+  if (sent.ok()) {
+    network_.AddTransfer(bytes, elapsed, rtt);
+  } else if (sent.code() == absl::StatusCode::kDeadlineExceeded) {
+    network_.AddIncompleteTransfer(bytes, elapsed);
+  }
+}
+
+void PlanKeeper::RefreshCloudProfiles() {
+  for (const auto& [name, model] : models_) {
+    absl::StatusOr<tandem::v1::GetProfileResponse> response =
+        cloud_->GetProfile(name, clock_->Now() + absl::Seconds(2));
+    if (!response.ok()) continue;
+    bool measured = response->profile().blocks_size() == model->num_blocks();
+    for (const auto& block : response->profile().blocks()) measured &= block.latency_us() > 0;
+    absl::MutexLock lock(&mu_);
+    ModelState& state = states_[name];
+    state.cloud_queue_ms = response->queue_us_ewma() / 1000;
+    if (measured) state.cloud = response->profile();
+  }
+}
+
+}  // namespace tandem

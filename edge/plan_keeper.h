@@ -1,0 +1,129 @@
+// Keeps what the partitioner needs, live, and the plans made from it: per
+// model the edge profile (measured at start, refreshed by every local run)
+// and the cloud's profile and queueing (polled); for the link, the network
+// estimate (every transfer, plus active probes when the link has been quiet).
+// The default plan of a model is re-made when an estimate leaves the
+// hysteresis band around what the plan assumed, or when it is older than the
+// re-plan interval; requests with their own deadline or accuracy floor get a
+// plan of their own (a decision costs tens of microseconds). Plans are
+// immutable and shared: a request keeps the plan it started with while a newer
+// one replaces it, so switching plans drops nothing.
+//
+// Thread-safe. Owns a prober thread, started by Create and joined by the
+// destructor.
+#ifndef TANDEM_EDGE_PLAN_KEEPER_H_
+#define TANDEM_EDGE_PLAN_KEEPER_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/stats.h"
+#include "edge/cloud_link.h"
+#include "models/model_repository.h"
+#include "partitioner/network_estimator.h"
+#include "partitioner/planner.h"
+#include "tandem/v1/daemon_config.pb.h"
+#include "tandem/v1/edge_service.pb.h"
+
+namespace tandem {
+
+class PlanKeeper {
+ public:
+  // What a request asks for, beyond the model's defaults.
+  struct Sla {
+    absl::Duration deadline = absl::InfiniteDuration();  // Time left.
+    float min_accuracy = 0;                              // 0: the default.
+  };
+
+  // Profiles every model of `repository` (both must outlive the keeper).
+  // `cloud` may be null (edge-only).
+  static absl::StatusOr<std::unique_ptr<PlanKeeper>> Create(const tandem::v1::EdgeConfig& config,
+                                                            const ModelRepository* repository,
+                                                            CloudLink* cloud, Clock* clock);
+  ~PlanKeeper();
+
+  // The plan for one request. FAILED_PRECONDITION (naming the constraint)
+  // when nothing meets the request's SLA.
+  absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanFor(
+      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, const Sla& sla)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // GetPlan: the plan under the live estimates, or under the conditions the
+  // request names, with every alternative.
+  absl::StatusOr<tandem::v1::Plan> Explain(const ProgressiveModel& model,
+                                           const tandem::v1::EdgeModelPolicy& policy,
+                                           const tandem::v1::GetPlanRequest& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::StatusOr<tandem::v1::SavedProfile> Saved(const std::string& model) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Measurements from requests.
+  void OnLocalBlocks(const ProgressiveModel& model, int begin,
+                     const std::vector<absl::Duration>& times) ABSL_LOCKS_EXCLUDED(mu_);
+  // An offload of `bytes` whose network share (round trip minus cloud queue
+  // and compute) took `network_time`; `completed` false when it was cut off,
+  // which still bounds the bandwidth from above.
+  void OnTransfer(int64_t bytes, absl::Duration network_time, bool completed)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Expected time to run blocks [begin, end) here.
+  absl::Duration EstimateLocal(const ProgressiveModel& model, int begin, int end) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  tandem::v1::NetworkState Network() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The energy model's figure for one request, at the current uplink estimate.
+  double EnergyMj(absl::Duration compute, absl::Duration transfer, absl::Duration waiting) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  int replans() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct ModelState {
+    tandem::v1::ModelProfile edge;
+    std::optional<tandem::v1::ModelProfile> cloud;
+    double cloud_queue_ms = 0;
+    std::vector<Ewma> block_us;  // Online refresh of edge.blocks.
+    std::shared_ptr<const tandem::v1::Plan> plan;  // For the default SLA.
+    double planned_uplink = 0, planned_rtt = 0;
+    absl::Time planned_at = absl::InfinitePast();
+    std::string planned_policy;  // Serialized policy the plan was made for.
+  };
+
+  PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud, Clock* clock);
+  PlannerInput InputFor(const ProgressiveModel& model, const ModelState& state,
+                        const tandem::v1::NetworkState& network) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PlanConstraints ConstraintsFor(const ProgressiveModel& model,
+                                 const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) const;
+  bool NeedsReplan(const ModelState& state, const std::string& policy) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ProbeLoop();
+  void Probe();
+  void RefreshCloudProfiles();
+
+  const tandem::v1::EdgeConfig config_;
+  CloudLink* const cloud_;
+  Clock* const clock_;
+  EnergyModel energy_;
+  std::map<std::string, const ProgressiveModel*> models_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, ModelState> states_ ABSL_GUARDED_BY(mu_);
+  NetworkEstimator network_ ABSL_GUARDED_BY(mu_);
+  int replans_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread prober_;
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_EDGE_PLAN_KEEPER_H_

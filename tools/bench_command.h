@@ -1,0 +1,18 @@
+// `tandem bench --scenario=trace`: runs a cloud server and an edge agent in
+// two network namespaces joined by a shaped link (tools/linkemu), the edge
+// CPU-capped to emulate a slower device, replays a rate trace, and compares
+// the policies edge_only, cloud_only, cloud_only_uint8, static_split,
+// adaptive and oracle on the same requests, interleaved. Prints JSON and
+// writes a per-request CSV and a PNG plot. Needs root (namespaces, cgroups).
+#ifndef TANDEM_TOOLS_BENCH_COMMAND_H_
+#define TANDEM_TOOLS_BENCH_COMMAND_H_
+
+#include "absl/status/status.h"
+
+namespace tandem {
+
+absl::Status RunBenchCommandFromFlags();
+
+}  // namespace tandem
+
+#endif  // TANDEM_TOOLS_BENCH_COMMAND_H_

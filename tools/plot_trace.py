@@ -1,0 +1,53 @@
+#!/usr/bin/python3
+"""Plots `tandem bench --scenario=trace` per-request latency over the trace.
+
+usage: plot_trace.py trace_requests.csv out.png [title]
+Top: latency per request (log scale) of each reported policy; bottom: the
+uplink rate and the split the adaptive policy chose.
+"""
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+POLICIES = ["edge_only", "cloud_only", "cloud_only_uint8", "static_split", "adaptive"]
+
+
+def main(path, out, title="trace"):
+    rows = [r for r in csv.DictReader(open(path)) if r["ok"] == "1"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1.4]})
+    for name in POLICIES:
+        mine = [r for r in rows if r["policy"] == name]
+        if not mine:
+            continue
+        top.plot([float(r["t_s"]) for r in mine], [float(r["latency_ms"]) for r in mine],
+                 ".-" if name == "adaptive" else ".", markersize=3 if name != "adaptive" else 4,
+                 linewidth=0.8, label=name, alpha=0.9 if name == "adaptive" else 0.6)
+    top.set_yscale("log")
+    top.set_ylabel("latency per request (ms)")
+    top.set_title(f"{title}: per-request latency over the rate trace")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(True, which="both", alpha=0.3)
+    adaptive = [r for r in rows if r["policy"] == "adaptive"]
+    t = [float(r["t_s"]) for r in adaptive]
+    bottom.step(t, [int(r["split"]) for r in adaptive], where="post", color="C4",
+                label="adaptive split")
+    bottom.set_ylabel("split point")
+    rate_axis = bottom.twinx()
+    rate_axis.step([float(r["t_s"]) for r in rows], [float(r["rate_mbit"]) for r in rows],
+                   where="post", color="gray", alpha=0.6, label="uplink Mbit/s")
+    rate_axis.set_yscale("log")
+    rate_axis.set_ylabel("uplink (Mbit/s)")
+    bottom.set_xlabel("time (s)")
+    bottom.legend(loc="upper left", fontsize=8)
+    rate_axis.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
