@@ -28,6 +28,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     if (own_group) setpgid(0, 0);
+    dup2(STDERR_FILENO, STDOUT_FILENO);  // Our stdout is for results.
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
     execvp(args[0], args.data());  // PATH lookup for bare names ("bash").
     _exit(127);

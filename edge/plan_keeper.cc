@@ -32,6 +32,23 @@ NetworkEstimator::Options EstimatorOptions(const tandem::v1::AdaptationConfig& c
   return options;
 }
 
+// The alternative of `plan` that is `current` (same split, exits, encoding).
+const tandem::v1::PlanAlternative* Find(const tandem::v1::Plan& plan,
+                                        const tandem::v1::Plan& current) {
+  const int forced = current.has_forced_exit_block() ? current.forced_exit_block() : -1;
+  float threshold = 2.0f;  // Exits off unless the current plan has some.
+  for (const auto& [block, t] : current.exit_thresholds()) threshold = forced >= 0 ? 0.0f : t;
+  for (const auto& a : plan.alternatives()) {
+    if (a.split_point() == current.split_point() && a.forced_exit_block() == forced &&
+        (a.exit_threshold() > 1.0f) == (threshold > 1.0f) &&
+        (threshold > 1.0f || std::fabs(a.exit_threshold() - threshold) < 1e-6f) &&
+        (a.offload_probability() == 0 || a.encoding() == current.encoding())) {
+      return &a;
+    }
+  }
+  return nullptr;
+}
+
 bool Outside(double now, double then, double band) {
   if (then <= 0) return now > 0;
   return std::fabs(now - then) > band * then;
@@ -104,9 +121,34 @@ PlanConstraints PlanKeeper::ConstraintsFor(const ProgressiveModel& model,
   if (constraints.min_accuracy <= 0) {
     constraints.min_accuracy = policy.default_min_accuracy() > 0
                                    ? policy.default_min_accuracy()
-                                   : std::max(0.0f, model.config().cascade_test_accuracy() - 0.005f);
+                                   : model.config().cascade_test_accuracy();
   }
   return constraints;
+}
+
+bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current, const tandem::v1::Plan& fresh) {
+  // Switching pays only for a clear gain: near-ties would make plans flap
+  // with every noisy measurement.
+  constexpr double kGain = 0.10;
+  const tandem::v1::PlanAlternative* now = Find(fresh, current);
+  if (now == nullptr || !now->rejected_because().empty()) return false;
+  const auto& best = fresh.alternatives(fresh.chosen());
+  double current_cost = now->latency_ms(), best_cost = best.latency_ms();
+  switch (fresh.objective()) {
+    case tandem::v1::OBJECTIVE_MIN_ENERGY:
+      current_cost = now->energy_mj();
+      best_cost = best.energy_mj();
+      break;
+    case tandem::v1::OBJECTIVE_MIN_CLOUD_COMPUTE:
+      current_cost = now->cloud_ms();
+      best_cost = best.cloud_ms();
+      break;
+    case tandem::v1::OBJECTIVE_MAX_ACCURACY:
+      return now->accuracy() >= best.accuracy();
+    default:
+      break;
+  }
+  return current_cost <= best_cost * (1 + kGain);
 }
 
 bool PlanKeeper::NeedsReplan(const ModelState& state, const std::string& policy) const {
@@ -121,30 +163,48 @@ bool PlanKeeper::NeedsReplan(const ModelState& state, const std::string& policy)
 
 absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
     const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) {
-  const PlanConstraints constraints = ConstraintsFor(model, policy, sla);
-  const bool default_sla = sla.deadline == absl::InfiniteDuration() && sla.min_accuracy <= 0;
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model.name());
   if (it == states_.end()) return absl::NotFoundError("no profile for " + model.name());
   ModelState& state = it->second;
+  ASSIGN_OR_RETURN(std::shared_ptr<const tandem::v1::Plan> shared,
+                   DefaultPlan(model, policy, state));
+  // The shared plan serves every request whose SLA it meets; only the others
+  // get a plan of their own.
+  const bool meets_deadline = sla.deadline == absl::InfiniteDuration() ||
+                              shared->predicted_tail_latency_ms() <=
+                                  absl::ToDoubleMilliseconds(sla.deadline);
+  const bool meets_accuracy = shared->predicted_accuracy() + 1e-6 >= sla.min_accuracy;
+  if (meets_deadline && meets_accuracy) return shared;
+  ASSIGN_OR_RETURN(tandem::v1::Plan own, ChoosePlan(InputFor(model, state, network_.State()),
+                                                    ConstraintsFor(model, policy, sla)));
+  return std::make_shared<const tandem::v1::Plan>(std::move(own));
+}
+
+absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, ModelState& state) {
   const std::string policy_key = policy.SerializeAsString();
-  if (default_sla && !NeedsReplan(state, policy_key)) return state.plan;
+  if (!NeedsReplan(state, policy_key)) return state.plan;
+  PlanConstraints constraints = ConstraintsFor(model, policy, Sla{});
+  constraints.explain = state.plan != nullptr;
   ASSIGN_OR_RETURN(tandem::v1::Plan plan,
                    ChoosePlan(InputFor(model, state, network_.State()), constraints));
-  auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
-  if (default_sla) {
-    if (state.plan == nullptr || state.plan->split_point() != shared->split_point() ||
-        state.plan->encoding() != shared->encoding()) {
-      TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason() << " (uplink "
-                       << network_.uplink_mbit() << " Mbit/s, rtt " << network_.rtt_ms() << " ms)";
-    }
-    state.plan = shared;
-    state.planned_uplink = network_.uplink_mbit();
-    state.planned_rtt = network_.rtt_ms();
-    state.planned_at = clock_->Now();
-    state.planned_policy = policy_key;
-    ++replans_;
+  state.planned_uplink = network_.uplink_mbit();
+  state.planned_rtt = network_.rtt_ms();
+  state.planned_at = clock_->Now();
+  if (constraints.explain && state.planned_policy == policy_key && KeepCurrent(*state.plan, plan)) {
+    return state.plan;
   }
+  plan.clear_alternatives();
+  auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
+  if (state.plan == nullptr || state.plan->split_point() != shared->split_point() ||
+      state.plan->encoding() != shared->encoding()) {
+    TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason() << " (uplink "
+                     << network_.uplink_mbit() << " Mbit/s, rtt " << network_.rtt_ms() << " ms)";
+  }
+  state.plan = shared;
+  state.planned_policy = policy_key;
+  ++replans_;
   return shared;
 }
 

@@ -106,6 +106,14 @@ class PlanKeeper {
                                  const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) const;
   bool NeedsReplan(const ModelState& state, const std::string& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The model's shared plan for requests without an SLA of their own,
+  // re-made when NeedsReplan says so.
+  absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> DefaultPlan(
+      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, ModelState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `current` stays although `fresh` (made with explain) chose
+  // otherwise: it is still feasible and within 10% of the best.
+  static bool KeepCurrent(const tandem::v1::Plan& current, const tandem::v1::Plan& fresh);
   void ProbeLoop();
   void Probe();
   void RefreshCloudProfiles();

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -257,10 +259,16 @@ absl::Status RunBenchCommandFromFlags() {
         s + 1 < steps.size() ? steps[s + 1].start_s : steps[s].start_s + absl::GetFlag(FLAGS_step_s);
     RETURN_IF_ERROR(Run({"bash", linkemu, "rate", kNet, absl::StrCat(steps[s].rate_mbit)}));
     std::vector<int> count(policies.size(), 0);
+    // A fresh order every round: what ran just before a request (warm or
+    // cold caches, a drained token bucket) must not favour one policy.
+    std::vector<size_t> order(policies.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937 shuffle_rng(static_cast<unsigned>(s));
     std::cerr << absl::StrFormat("bench: step %d/%d at %g Mbit/s\n", s + 1, steps.size(),
                                  steps[s].rate_mbit);
     while (absl::ToDoubleSeconds(absl::Now() - start) < step_end) {
-      for (size_t p = 0; p < policies.size(); ++p) {
+      std::shuffle(order.begin(), order.end(), shuffle_rng);
+      for (size_t p : order) {
         BenchRecord record;
         record.step = static_cast<int>(s);
         record.policy = static_cast<int>(p);

@@ -129,7 +129,7 @@ absl::Status PlanOffline(const std::string& path) {
   }
   constraints.min_accuracy = absl::GetFlag(FLAGS_plan_min_accuracy) > 0
                                  ? absl::GetFlag(FLAGS_plan_min_accuracy)
-                                 : std::max(0.0f, saved.config().cascade_test_accuracy() - 0.005f);
+                                 : saved.config().cascade_test_accuracy();
   ASSIGN_OR_RETURN(tandem::v1::Plan plan, ChoosePlan(input, constraints));
   return Print(plan);
 }
