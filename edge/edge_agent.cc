@@ -77,6 +77,13 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(tandem::v1::EdgeCon
   }
   ASSIGN_OR_RETURN(agent->keeper_, PlanKeeper::Create(config, agent->repository_.get(),
                                                       agent->cloud_.get(), RealClock()));
+  {
+    absl::MutexLock lock(&agent->meter_mu_);
+    agent->meter_ = DetectEnergyMeter("/sys", RealClock());
+    TANDEM_LOG(INFO) << "energy: " << (agent->meter_ != nullptr
+                                           ? "measured with " + agent->meter_->name()
+                                           : std::string("modelled (no power meter found)"));
+  }
   return agent;
 }
 
@@ -186,7 +193,22 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& mod
   return route;
 }
 
-void EdgeAgent::SetEnergy(InferResponse* response) const {
+std::optional<double> EdgeAgent::ReadMeter() const {
+  absl::MutexLock lock(&meter_mu_);
+  if (meter_ == nullptr) return std::nullopt;
+  absl::StatusOr<double> mj = meter_->ReadMillijoules();
+  if (!mj.ok()) return std::nullopt;
+  return *mj;
+}
+
+void EdgeAgent::SetEnergy(std::optional<double> meter_start, InferResponse* response) const {
+  if (meter_start.has_value()) {
+    if (std::optional<double> meter_end = ReadMeter()) {
+      response->set_energy_mj(*meter_end - *meter_start);
+      response->set_energy_measured(true);
+      return;
+    }
+  }
   const tandem::v1::Timings& t = response->timings();
   response->set_energy_mj(keeper_->EnergyMj(
       absl::Microseconds(t.edge_compute_us() + t.encode_us()), absl::Microseconds(t.transfer_us()),
@@ -201,6 +223,7 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
   if (start >= deadline) {
     return absl::DeadlineExceededError("deadline passed while queued on the edge");
   }
+  const std::optional<double> meter_start = ReadMeter();
   ASSIGN_OR_RETURN(const ProgressiveModel* model,
                    repository_->Get(request.model_name(), request.model_version()));
   if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
@@ -232,7 +255,7 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     response.set_confidence(exit.confidence[0]);
     response.set_answered_by(site);
     timings->set_total_us(Micros(clock->Now() - received));
-    SetEnergy(&response);
+    SetEnergy(meter_start, &response);
     return response;
   };
 
@@ -294,7 +317,7 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
       timings->set_transfer_us(std::max<int64_t>(
           0, Micros(round_trip) - cloud->queue_us() - cloud->compute_us()));
       timings->set_total_us(Micros(clock->Now() - received));
-      SetEnergy(&response);
+      SetEnergy(meter_start, &response);
       return response;
     }
     cloud_status = cloud.status();

@@ -14,6 +14,7 @@
 #define TANDEM_EDGE_EDGE_AGENT_H_
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "absl/time/time.h"
 #include "common/stats.h"
 #include "edge/cloud_link.h"
+#include "edge/energy_meter.h"
 #include "edge/plan_keeper.h"
 #include "models/model_repository.h"
 #include "models/tensor_spec.h"
@@ -68,8 +70,12 @@ class EdgeAgent {
 
   EdgeAgent() = default;
   absl::Status ValidatePolicies(const tandem::v1::EdgeConfig& config) const;
-  // Fills energy_mj from the response's timings (modelled; no meter yet).
-  void SetEnergy(tandem::v1::InferResponse* response) const;
+  // Fills energy_mj: the meter's reading since `meter_start` where the device
+  // has a meter (device energy over the request's interval: overlapping
+  // requests share it), else the energy model's figure from the timings.
+  void SetEnergy(std::optional<double> meter_start, tandem::v1::InferResponse* response) const
+      ABSL_LOCKS_EXCLUDED(meter_mu_);
+  std::optional<double> ReadMeter() const ABSL_LOCKS_EXCLUDED(meter_mu_);
   tandem::v1::EdgeModelPolicy PolicyFor(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
   // `time_left`: until the request's deadline (infinite for none).
   absl::StatusOr<Route> RouteFor(const ProgressiveModel& model,
@@ -81,6 +87,8 @@ class EdgeAgent {
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<CloudLink> cloud_;  // Null: edge-only.
   std::unique_ptr<PlanKeeper> keeper_;  // Profiles, estimates, adaptive plans.
+  mutable absl::Mutex meter_mu_;
+  std::unique_ptr<EnergyMeter> meter_ ABSL_GUARDED_BY(meter_mu_);  // Null: none here.
 
   mutable absl::Mutex mu_;
   std::map<std::string, tandem::v1::EdgeModelPolicy> policies_ ABSL_GUARDED_BY(mu_);

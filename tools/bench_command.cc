@@ -216,6 +216,7 @@ absl::Status RunBenchCommandFromFlags() {
   std::vector<BenchPolicy> policies = TracePolicies(model->num_blocks, deadline);
   for (BenchPolicy& p : policies) p.options.min_accuracy = absl::GetFlag(FLAGS_min_accuracy);
   size_t next_image = 0;
+  bool energy_measured = false;
   auto send = [&](const BenchPolicy& policy, BenchRecord* record) {
     const size_t i = next_image++ % inputs.images.size();
     absl::StatusOr<InferResult> result = client->Infer(
@@ -225,6 +226,7 @@ absl::Status RunBenchCommandFromFlags() {
     record->latency_ms = absl::ToDoubleMilliseconds(result->client_latency);
     record->split = result->split_point;
     record->energy_mj = result->energy_mj;
+    energy_measured |= result->energy_measured;
     record->bytes = result->bytes_sent;
     record->has_label = !inputs.labels.empty();
     record->correct = record->has_label && !result->top_k.empty() &&
@@ -282,9 +284,12 @@ absl::Status RunBenchCommandFromFlags() {
 
   const std::string header = absl::StrFormat(
       "\"model\": \"%s\", \"deadline_ms\": %d, \"edge_slowdown\": {\"configured\": %g, "
-      "\"measured\": %.2f}, \"energy\": \"modelled (%s, %s radio)\", \"requests\": %d,\n ",
+      "\"measured\": %.2f}, \"energy\": \"%s\", \"requests\": %d,\n ",
       model_name, deadline_ms, absl::GetFlag(FLAGS_edge_slowdown), slowdown,
-      absl::GetFlag(FLAGS_device_power), absl::GetFlag(FLAGS_link_type), records.size());
+      energy_measured ? std::string("measured by the agent's power meter")
+                      : absl::StrCat("modelled (", absl::GetFlag(FLAGS_device_power), ", ",
+                                     absl::GetFlag(FLAGS_link_type), " radio)"),
+      records.size());
   const std::string json = TraceReportJson(policies, steps, records, /*skip=*/3, header);
   std::ofstream(out_dir / "trace_bench.json") << json;
   {
