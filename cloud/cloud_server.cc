@@ -6,40 +6,20 @@
 #include "absl/strings/str_cat.h"
 #include "cloud/cloud_service.h"
 #include "cloud/continue_runner.h"
+#include "common/daemon.h"
 #include "common/deadline_executor.h"
+#include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "models/model_repository.h"
 #include "models/profiler.h"
 
 namespace tandem {
-namespace {
-
-// Readiness under every name a probe may ask for; liveness stays SERVING
-// while the process runs.
-void SetReady(grpc::Server* server, bool ready) {
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  for (const char* name : {"", CloudServer::kReadiness, tandem::v1::CloudService::service_full_name()}) {
-    health->SetServingStatus(name, ready);
-  }
-  health->SetServingStatus(CloudServer::kLiveness, true);
-}
-
-}  // namespace
 
 tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config) {
   if (config.listen().empty()) config.set_listen("0.0.0.0:8500");
-  auto* limits = config.mutable_limits();
-  if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
-  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
-  if (config.worker_threads() <= 0) config.set_worker_threads(2);
-  if (config.intra_op_threads() <= 0) config.set_intra_op_threads(1);
-  if (config.max_queue_size() <= 0) config.set_max_queue_size(256);
-  if (config.warmup_runs() <= 0) config.set_warmup_runs(3);
-  if (config.drain_timeout_ms() <= 0) config.set_drain_timeout_ms(10000);
+  FillDaemonDefaults(&config);
   return config;
 }
 
@@ -62,13 +42,9 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
   server->service_ = std::make_unique<CloudServiceImpl>(
       server->runner_.get(), server->executor_.get(), CloudServiceImpl::Options{});
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  const int max_message = static_cast<int>(std::min<int64_t>(config.limits().max_message_bytes(),
-                                                             std::numeric_limits<int>::max()));
-  builder.SetMaxReceiveMessageSize(max_message);
-  builder.SetMaxSendMessageSize(max_message);
+  std::unique_ptr<grpc::ServerBuilder> builder_owner =
+      NewServerBuilder(config.limits().max_message_bytes());
+  grpc::ServerBuilder& builder = *builder_owner;
   // Let edges keep idle connections warm with pings every 10 s.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
@@ -84,7 +60,7 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
   if (server->server_ == nullptr || (!unix_socket && server->port_ == 0)) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
-  SetReady(server->server_.get(), false);
+  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(), false);
   TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen() << " (port "
                    << server->port_ << "), loading models from " << config.model_repository();
 
@@ -99,7 +75,7 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
     server->runner_->SeedProfile(profile);
   }
   server->runner_->SetRepository(std::move(repository));
-  SetReady(server->server_.get(), true);
+  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(), true);
   TANDEM_LOG(INFO) << "tandem-cloud ready";
   return server;
 }
@@ -110,7 +86,7 @@ void CloudServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) {
-    SetReady(server_.get(), false);
+    SetReady(server_.get(), tandem::v1::CloudService::service_full_name(), false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(config_.drain_timeout_ms()));
   }

@@ -22,6 +22,20 @@ int WaitForTerminationSignal();
 // so a reader never sees a half-written file.
 absl::Status WritePortFile(const std::string& path, int port);
 
+// Fills the unset limits and executor fields that both daemons' configs
+// (tandem.v1.CloudConfig, tandem.v1.EdgeConfig) have, with the defaults.
+template <typename DaemonConfig>
+void FillDaemonDefaults(DaemonConfig* config) {
+  auto* limits = config->mutable_limits();
+  if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
+  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
+  if (config->worker_threads() <= 0) config->set_worker_threads(2);
+  if (config->intra_op_threads() <= 0) config->set_intra_op_threads(1);
+  if (config->max_queue_size() <= 0) config->set_max_queue_size(256);
+  if (config->warmup_runs() <= 0) config->set_warmup_runs(3);
+  if (config->drain_timeout_ms() <= 0) config->set_drain_timeout_ms(10000);
+}
+
 // sd_notify(3) without libsystemd: sends `state` ("READY=1", "STOPPING=1",
 // "RELOADING=1", "STATUS=...") as one datagram to $NOTIFY_SOCKET. Does
 // nothing and returns OK when the variable is unset (not under systemd).

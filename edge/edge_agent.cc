@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "models/block_runner.h"
@@ -44,14 +45,7 @@ struct EdgeAgent::Route {
 
 tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
   if (config.listen_size() == 0) config.add_listen("unix:/run/tandem/edge.sock");
-  auto* limits = config.mutable_limits();
-  if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
-  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
-  if (config.worker_threads() <= 0) config.set_worker_threads(2);
-  if (config.intra_op_threads() <= 0) config.set_intra_op_threads(1);
-  if (config.max_queue_size() <= 0) config.set_max_queue_size(256);
-  if (config.warmup_runs() <= 0) config.set_warmup_runs(3);
-  if (config.drain_timeout_ms() <= 0) config.set_drain_timeout_ms(10000);
+  FillDaemonDefaults(&config);
   if (config.cloud_timeout_ms() <= 0) config.set_cloud_timeout_ms(2000);
   return config;
 }

@@ -7,26 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/deadline_executor.h"
+#include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "edge/edge_agent.h"
 #include "edge/edge_service.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 
 namespace tandem {
-namespace {
-
-void SetReady(grpc::Server* server, bool ready) {
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  for (const char* name : {"", "readiness", tandem::v1::EdgeService::service_full_name()}) {
-    health->SetServingStatus(name, ready);
-  }
-  health->SetServingStatus("liveness", true);
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeConfig config) {
   config = WithEdgeDefaults(std::move(config));
@@ -40,13 +28,9 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeCo
   server->service_ =
       std::make_unique<EdgeServiceImpl>(server->agent_.get(), server->executor_.get());
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  const int max_message = static_cast<int>(std::min<int64_t>(config.limits().max_message_bytes(),
-                                                             std::numeric_limits<int>::max()));
-  builder.SetMaxReceiveMessageSize(max_message);
-  builder.SetMaxSendMessageSize(max_message);
+  std::unique_ptr<grpc::ServerBuilder> builder_owner =
+      NewServerBuilder(config.limits().max_message_bytes());
+  grpc::ServerBuilder& builder = *builder_owner;
   server->ports_.assign(config.listen_size(), 0);
   for (int i = 0; i < config.listen_size(); ++i) {
     const std::string& address = config.listen(i);
@@ -65,7 +49,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeCo
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", absl::StrJoin(config.listen(), ", ")));
   }
-  SetReady(server->server_.get(), true);
+  SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(), true);
   TANDEM_LOG(INFO) << "tandem-edge serving on " << absl::StrJoin(config.listen(), ", ")
                    << (config.cloud().empty() ? " (edge-only)" : ", cloud at " + config.cloud());
   return server;
@@ -84,7 +68,7 @@ void EdgeServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) {
-    SetReady(server_.get(), false);
+    SetReady(server_.get(), tandem::v1::EdgeService::service_full_name(), false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(drain_timeout_ms_));
   }
