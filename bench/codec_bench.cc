@@ -37,22 +37,26 @@ EncodeOptions Options(int encoding, int compression, bool per_channel) {
   return options;
 }
 
-void SetLabel(benchmark::State& state, const EncodeOptions& options, size_t payload,
-              int64_t fp32_bytes) {
+void SetLabel(benchmark::State& state, const EncodeOptions& options,
+              size_t payload, int64_t fp32_bytes) {
   std::string label = tandem::v1::Encoding_Name(options.encoding).substr(9);
   if (options.quant_axis) label += "/per_channel";
   if (options.compression == COMPRESSION_ZSTD) label += "+zstd";
-  label += " ratio=" + std::to_string(static_cast<double>(fp32_bytes) / payload).substr(0, 5);
+  label +=
+      " ratio=" +
+      std::to_string(static_cast<double>(fp32_bytes) / payload).substr(0, 5);
   state.SetLabel(label);
 }
 
 void BM_Encode(benchmark::State& state) {
   const torch::Tensor t = Activation(state.range(0));
-  const EncodeOptions options = Options(state.range(1), state.range(2), state.range(3));
+  const EncodeOptions options =
+      Options(state.range(1), state.range(2), state.range(3));
   tandem::v1::TensorSpec spec;
   std::string payload;
   for (auto _ : state) {
-    if (!EncodeTensor(t, options, &spec, &payload).ok()) state.SkipWithError("encode failed");
+    if (!EncodeTensor(t, options, &spec, &payload).ok())
+      state.SkipWithError("encode failed");
     benchmark::DoNotOptimize(payload.data());
   }
   state.SetBytesProcessed(state.iterations() * t.nbytes());
@@ -61,10 +65,12 @@ void BM_Encode(benchmark::State& state) {
 
 void BM_Decode(benchmark::State& state) {
   const torch::Tensor t = Activation(state.range(0));
-  const EncodeOptions options = Options(state.range(1), state.range(2), state.range(3));
+  const EncodeOptions options =
+      Options(state.range(1), state.range(2), state.range(3));
   tandem::v1::TensorSpec spec;
   std::string payload;
-  if (!EncodeTensor(t, options, &spec, &payload).ok()) state.SkipWithError("encode failed");
+  if (!EncodeTensor(t, options, &spec, &payload).ok())
+    state.SkipWithError("encode failed");
   for (auto _ : state) {
     auto decoded = DecodeTensor(spec, payload, DecodeLimits{});
     if (!decoded.ok()) state.SkipWithError("decode failed");

@@ -2,7 +2,8 @@
 // encodings (plus the forced early exits), the size the partitioner must
 // decide within 50 us.
 //
-//   build/bench/planner_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bench/planner_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 #include "benchmark/benchmark.h"
 #include "partitioner/planner.h"
 
@@ -36,9 +37,10 @@ Synthetic MakeSynthetic(int blocks, int thresholds, int exits) {
     point->set_accuracy(0.85f + 0.01f * t);
   }
   auto add_sizes = [](auto* sizes, int64_t fp32) {
-    for (auto [encoding, bytes] : {std::pair{tandem::v1::ENCODING_RAW, fp32},
-                                   std::pair{tandem::v1::ENCODING_FP16, fp32 / 2},
-                                   std::pair{tandem::v1::ENCODING_AFFINE_UINT8, fp32 / 4}}) {
+    for (auto [encoding, bytes] :
+         {std::pair{tandem::v1::ENCODING_RAW, fp32},
+          std::pair{tandem::v1::ENCODING_FP16, fp32 / 2},
+          std::pair{tandem::v1::ENCODING_AFFINE_UINT8, fp32 / 4}}) {
       auto* size = sizes->Add();
       size->set_encoding(encoding);
       size->set_bytes(bytes);
@@ -80,7 +82,10 @@ void BM_ChoosePlan(benchmark::State& state) {
 }
 
 // Args: blocks, thresholds, explain.
-BENCHMARK(BM_ChoosePlan)->Args({20, 10, 0})->Args({20, 10, 1})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ChoosePlan)
+    ->Args({20, 10, 0})
+    ->Args({20, 10, 1})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace tandem

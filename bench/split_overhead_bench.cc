@@ -3,7 +3,8 @@
 // two gRPC hops (SDK -> agent over a unix socket, agent -> cloud over TCP
 // loopback), queueing, decoding, encoding, copying - is overhead.
 //
-//   build/bench/split_overhead_bench [--requests=2000] [--models=fmnist_branchy,camera_branchy]
+//   build/bench/split_overhead_bench [--requests=2000]
+//   [--models=fmnist_branchy,camera_branchy]
 //
 // Prints one JSON object: per model, p50/p99/mean overhead in ms and the
 // compute it was measured against. Servers run in this process.
@@ -22,10 +23,13 @@
 #include "edge/edge_server.h"
 #include "tandem/client.h"
 
-ABSL_FLAG(int, requests, 2000, "Measured requests per model (after 50 warm-up requests)");
-ABSL_FLAG(std::vector<std::string>, models, std::vector<std::string>({"fmnist_branchy", "camera_branchy"}),
+ABSL_FLAG(int, requests, 2000,
+          "Measured requests per model (after 50 warm-up requests)");
+ABSL_FLAG(std::vector<std::string>, models,
+          std::vector<std::string>({"fmnist_branchy", "camera_branchy"}),
           "Models to measure");
-ABSL_FLAG(std::string, model_repository, "build/model_repository", "Model repository");
+ABSL_FLAG(std::string, model_repository, "build/model_repository",
+          "Model repository");
 ABSL_FLAG(int, split, 2, "Split point used (blocks [0, k) on the edge)");
 
 namespace tandem {
@@ -47,9 +51,9 @@ int Main() {
     std::cerr << cloud.status() << "\n";
     return 1;
   }
-  const std::string socket =
-      (std::filesystem::temp_directory_path() / absl::StrCat("tandem_bench_", getpid(), ".sock"))
-          .string();
+  const std::string socket = (std::filesystem::temp_directory_path() /
+                              absl::StrCat("tandem_bench_", getpid(), ".sock"))
+                                 .string();
   tandem::v1::EdgeConfig edge_config;
   edge_config.add_listen("unix:" + socket);
   edge_config.set_cloud(absl::StrCat("127.0.0.1:", (*cloud)->port()));
@@ -86,7 +90,8 @@ int Main() {
     int64_t elements = 1;
     for (int64_t d : shape) elements *= d;
     std::vector<float> input(elements);
-    for (int64_t i = 0; i < elements; ++i) input[i] = static_cast<float>(i % 255) / 255.0f;
+    for (int64_t i = 0; i < elements; ++i)
+      input[i] = static_cast<float>(i % 255) / 255.0f;
     const InputTensor tensor = InputTensor::Fp32(shape, input.data());
     InferOptions options;
     options.split_point = absl::GetFlag(FLAGS_split);
@@ -97,23 +102,29 @@ int Main() {
       auto result = (*client)->Infer(name, tensor, options);
       if (!result.ok() || result->answered_by != InferResult::Site::kCloud) {
         std::cerr << name << ": request failed or not offloaded: "
-                  << (result.ok() ? result->fallback_reason : result.status().ToString()) << "\n";
+                  << (result.ok() ? result->fallback_reason
+                                  : result.status().ToString())
+                  << "\n";
         return 1;
       }
       if (i < 0) continue;  // Warm-up.
-      const absl::Duration compute = result->timings.edge_compute + result->timings.cloud_compute;
-      summary.overhead_ms.Add(absl::ToDoubleMilliseconds(result->client_latency - compute));
+      const absl::Duration compute =
+          result->timings.edge_compute + result->timings.cloud_compute;
+      summary.overhead_ms.Add(
+          absl::ToDoubleMilliseconds(result->client_latency - compute));
       summary.total_ms.Add(absl::ToDoubleMilliseconds(result->client_latency));
       summary.compute_ms.Add(absl::ToDoubleMilliseconds(compute));
       summary.bytes = result->bytes_sent;
       if ((i + 1) % (requests / 10 > 0 ? requests / 10 : 1) == 0) {
-        std::cerr << name << ": " << (i + 1) << "/" << requests << " requests\n";
+        std::cerr << name << ": " << (i + 1) << "/" << requests
+                  << " requests\n";
       }
     }
     entries.push_back(absl::StrFormat(
         "\"%s\": {\"requests\": %d, \"split\": %d, \"bytes_sent\": %d, "
         "\"overhead_ms\": {\"p50\": %.4f, \"p99\": %.4f, \"mean\": %.4f}, "
-        "\"total_ms\": {\"p50\": %.4f, \"p99\": %.4f}, \"compute_ms\": {\"p50\": %.4f}}",
+        "\"total_ms\": {\"p50\": %.4f, \"p99\": %.4f}, \"compute_ms\": "
+        "{\"p50\": %.4f}}",
         name, requests, options.split_point.value(), summary.bytes,
         summary.overhead_ms.Percentile(50), summary.overhead_ms.Percentile(99),
         summary.overhead_ms.Mean(), summary.total_ms.Percentile(50),

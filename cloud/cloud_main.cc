@@ -18,16 +18,21 @@
 #include "common/logging.h"
 #include "common/text_proto.h"
 
-ABSL_FLAG(std::string, listen, "", "HOST:PORT or unix:PATH (default 0.0.0.0:8500)");
+ABSL_FLAG(std::string, listen, "",
+          "HOST:PORT or unix:PATH (default 0.0.0.0:8500)");
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory");
 ABSL_FLAG(std::string, config, "", "CloudConfig in protobuf text format");
 ABSL_FLAG(std::string, port_file, "", "Write the bound port here once serving");
-ABSL_FLAG(int64_t, max_message_bytes, 0, "Largest gRPC message (default 64 MiB)");
+ABSL_FLAG(int64_t, max_message_bytes, 0,
+          "Largest gRPC message (default 64 MiB)");
 ABSL_FLAG(int32_t, worker_threads, 0, "LibTorch executor threads (default 2)");
 ABSL_FLAG(int32_t, intra_op_threads, 0, "Threads per LibTorch op (default 1)");
-ABSL_FLAG(int32_t, max_queue_size, 0, "Queued requests before RESOURCE_EXHAUSTED (default 256)");
-ABSL_FLAG(int32_t, drain_timeout_ms, 0, "Time calls in flight get on SIGTERM (default 10000)");
-ABSL_FLAG(int32_t, max_connection_age_s, -1, "Close connections after this age (0: never)");
+ABSL_FLAG(int32_t, max_queue_size, 0,
+          "Queued requests before RESOURCE_EXHAUSTED (default 256)");
+ABSL_FLAG(int32_t, drain_timeout_ms, 0,
+          "Time calls in flight get on SIGTERM (default 10000)");
+ABSL_FLAG(int32_t, max_connection_age_s, -1,
+          "Close connections after this age (0: never)");
 
 namespace tandem {
 namespace {
@@ -35,15 +40,18 @@ namespace {
 absl::StatusOr<tandem::v1::CloudConfig> ConfigFromFlags() {
   tandem::v1::CloudConfig config;
   if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::Status status = ReadTextProtoFile(absl::GetFlag(FLAGS_config), &config);
+    absl::Status status =
+        ReadTextProtoFile(absl::GetFlag(FLAGS_config), &config);
     if (!status.ok()) return status;
   }
-  if (!absl::GetFlag(FLAGS_listen).empty()) config.set_listen(absl::GetFlag(FLAGS_listen));
+  if (!absl::GetFlag(FLAGS_listen).empty())
+    config.set_listen(absl::GetFlag(FLAGS_listen));
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
     config.set_model_repository(absl::GetFlag(FLAGS_model_repository));
   }
   if (absl::GetFlag(FLAGS_max_message_bytes) > 0) {
-    config.mutable_limits()->set_max_message_bytes(absl::GetFlag(FLAGS_max_message_bytes));
+    config.mutable_limits()->set_max_message_bytes(
+        absl::GetFlag(FLAGS_max_message_bytes));
   }
   if (absl::GetFlag(FLAGS_worker_threads) > 0) {
     config.set_worker_threads(absl::GetFlag(FLAGS_worker_threads));
@@ -69,19 +77,22 @@ int Main() {
     TANDEM_LOG(ERROR) << config.status();
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<CloudServer>> server = CloudServer::Start(*std::move(config));
+  absl::StatusOr<std::unique_ptr<CloudServer>> server =
+      CloudServer::Start(*std::move(config));
   if (!server.ok()) {
     TANDEM_LOG(ERROR) << "cannot start: " << server.status();
     return 1;
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    absl::Status status = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+    absl::Status status =
+        WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
     if (!status.ok()) TANDEM_LOG(ERROR) << status;
   }
   while (true) {
     const int signal = WaitForTerminationSignal();
     if (signal == SIGHUP) {
-      TANDEM_LOG(INFO) << "SIGHUP: the cloud server has nothing to reload; restart to change models";
+      TANDEM_LOG(INFO) << "SIGHUP: the cloud server has nothing to reload; "
+                          "restart to change models";
       continue;
     }
     TANDEM_LOG(INFO) << "signal " << signal << ": draining";
@@ -97,7 +108,8 @@ int Main() {
 
 int main(int argc, char** argv) {
   tandem::BlockTerminationSignals();
-  absl::SetProgramUsageMessage("Finishes split inferences for Tandem edge agents.");
+  absl::SetProgramUsageMessage(
+      "Finishes split inferences for Tandem edge agents.");
   absl::ParseCommandLine(argc, argv);
   return tandem::Main();
 }

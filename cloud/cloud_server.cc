@@ -23,7 +23,8 @@ tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config) {
   return config;
 }
 
-absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::CloudConfig config) {
+absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
+    tandem::v1::CloudConfig config) {
   config = WithCloudDefaults(std::move(config));
   if (config.model_repository().empty()) {
     return absl::InvalidArgumentError("model_repository is not set");
@@ -38,19 +39,24 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
   DeadlineExecutor::Options executor_options;
   executor_options.threads = config.worker_threads();
   executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
-  server->executor_ = std::make_unique<DeadlineExecutor>(std::move(executor_options));
+  server->executor_ =
+      std::make_unique<DeadlineExecutor>(std::move(executor_options));
   server->service_ = std::make_unique<CloudServiceImpl>(
-      server->runner_.get(), server->executor_.get(), CloudServiceImpl::Options{});
+      server->runner_.get(), server->executor_.get(),
+      CloudServiceImpl::Options{});
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
       NewServerBuilder(config.limits().max_message_bytes());
   grpc::ServerBuilder& builder = *builder_owner;
   // Let edges keep idle connections warm with pings every 10 s.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   if (config.max_connection_age_s() > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, config.max_connection_age_s() * 1000);
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, config.drain_timeout_ms());
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               config.max_connection_age_s() * 1000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               config.drain_timeout_ms());
   }
   const bool unix_socket = absl::StartsWith(config.listen(), "unix:");
   builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
@@ -58,24 +64,30 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(tandem::v1::Clou
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || (!unix_socket && server->port_ == 0)) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen()));
   }
-  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(), false);
-  TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen() << " (port "
-                   << server->port_ << "), loading models from " << config.model_repository();
+  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(),
+           false);
+  TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen()
+                   << " (port " << server->port_ << "), loading models from "
+                   << config.model_repository();
 
   ModelLoadOptions load_options;
   load_options.warmup_runs = config.warmup_runs();
-  ASSIGN_OR_RETURN(std::unique_ptr<ModelRepository> repository,
-                   ModelRepository::Load(config.model_repository(), load_options));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<ModelRepository> repository,
+      ModelRepository::Load(config.model_repository(), load_options));
   ProfileOptions profile_options;
   profile_options.runs = 10;
   for (const ProgressiveModel* model : repository->models()) {
-    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile, ProfileModel(*model, profile_options));
+    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile,
+                     ProfileModel(*model, profile_options));
     server->runner_->SeedProfile(profile);
   }
   server->runner_->SetRepository(std::move(repository));
-  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(), true);
+  SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(),
+           true);
   TANDEM_LOG(INFO) << "tandem-cloud ready";
   return server;
 }
@@ -86,7 +98,8 @@ void CloudServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) {
-    SetReady(server_.get(), tandem::v1::CloudService::service_full_name(), false);
+    SetReady(server_.get(), tandem::v1::CloudService::service_full_name(),
+             false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(config_.drain_timeout_ms()));
   }
@@ -94,6 +107,8 @@ void CloudServer::Shutdown() {
   if (server_ != nullptr) server_->Wait();
 }
 
-int64_t CloudServer::continue_requests() const { return service_->continue_requests(); }
+int64_t CloudServer::continue_requests() const {
+  return service_->continue_requests();
+}
 
 }  // namespace tandem

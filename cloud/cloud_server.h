@@ -41,7 +41,8 @@ class CloudServer {
 
   // Returns once the models are loaded and the server is SERVING. Errors:
   // the address cannot be bound (UNAVAILABLE), a model does not load.
-  static absl::StatusOr<std::unique_ptr<CloudServer>> Start(tandem::v1::CloudConfig config);
+  static absl::StatusOr<std::unique_ptr<CloudServer>> Start(
+      tandem::v1::CloudConfig config);
 
   ~CloudServer();  // Shutdown().
 

@@ -12,9 +12,9 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "health.grpc.pb.h"
 #include "models/tensor_codec.h"
 #include "models/testing/tiny_model.h"
-#include "health.grpc.pb.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
 namespace tandem {
@@ -29,7 +29,8 @@ using tandem::v1::ContinueResponse;
 class CloudServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new fs::path(fs::temp_directory_path() / ("tandem_cs_" + std::to_string(::getpid())));
+    root_ = new fs::path(fs::temp_directory_path() /
+                         ("tandem_cs_" + std::to_string(::getpid())));
     fs::create_directories(*root_);
     testing::WritePackage(*root_, {});
     tandem::v1::CloudConfig config;
@@ -39,8 +40,9 @@ class CloudServerTest : public ::testing::Test {
     auto server = CloudServer::Start(config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
-    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    channel_ = new std::shared_ptr<grpc::Channel>(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                            grpc::InsecureChannelCredentials()));
   }
   static void TearDownTestSuite() {
     delete channel_;
@@ -53,19 +55,22 @@ class CloudServerTest : public ::testing::Test {
     ContinueRequest request;
     request.set_model_name("tiny");
     request.set_id("a");
-    EXPECT_TRUE(EncodeTensor(torch::randn({1, features}), {}, request.add_inputs(),
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, features}), {},
+                             request.add_inputs(),
                              request.add_raw_input_contents())
                     .ok());
     return request;
   }
 
-  absl::StatusOr<ContinueResponse> Call(const ContinueRequest& request,
-                                        absl::Duration timeout = absl::Seconds(10)) {
+  absl::StatusOr<ContinueResponse> Call(
+      const ContinueRequest& request,
+      absl::Duration timeout = absl::Seconds(10)) {
     auto stub = tandem::v1::CloudService::NewStub(*channel_);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     ContinueResponse response;
-    const absl::Status status = FromGrpcStatus(stub->Continue(&context, request, &response));
+    const absl::Status status =
+        FromGrpcStatus(stub->Continue(&context, request, &response));
     if (!status.ok()) return status;
     return response;
   }
@@ -81,13 +86,15 @@ std::shared_ptr<grpc::Channel>* CloudServerTest::channel_ = nullptr;
 
 TEST_F(CloudServerTest, HealthIsServingUnderEveryName) {
   auto stub = grpc::health::v1::Health::NewStub(*channel_);
-  for (const char* service : {"", "liveness", "readiness", "tandem.v1.CloudService"}) {
+  for (const char* service :
+       {"", "liveness", "readiness", "tandem.v1.CloudService"}) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     ASSERT_TRUE(stub->Check(&context, request, &response).ok()) << service;
-    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING)
+        << service;
   }
 }
 
@@ -106,7 +113,8 @@ TEST_F(CloudServerTest, ContinueAnswersAndBadRequestsGetTheirCodes) {
   ContinueRequest oversize = Request();
   oversize.mutable_raw_input_contents(0)->resize(2 << 20);
   EXPECT_THAT(Call(oversize), StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_THAT(Call(Request(), -absl::Seconds(1)), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(Call(Request(), -absl::Seconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
   // Still serving after all of that.
   EXPECT_THAT(Call(Request()), IsOk());
 }
@@ -131,7 +139,8 @@ TEST_F(CloudServerTest, StreamAnswersEveryRequestWithItsOwnStatus) {
   while (stream->Read(&response)) {
     ids.insert(response.id());
     if (response.status_code() == grpc::StatusCode::NOT_FOUND) ++not_found;
-    if (response.status_code() == grpc::StatusCode::DEADLINE_EXCEEDED) ++expired;
+    if (response.status_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      ++expired;
     if (response.status_code() == 0) {
       EXPECT_EQ(response.exit_block(), 2);
     }

@@ -16,7 +16,8 @@ using tandem::v1::ContinueResponse;
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   const auto deadline = context->deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  if (deadline == std::chrono::system_clock::time_point::max())
+    return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
 }
 
@@ -29,7 +30,9 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 class CloudServiceImpl::StreamReactor
     : public grpc::ServerBidiReactor<ContinueRequest, ContinueResponse> {
  public:
-  explicit StreamReactor(CloudServiceImpl* service) : service_(service) { StartRead(&request_); }
+  explicit StreamReactor(CloudServiceImpl* service) : service_(service) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -43,19 +46,22 @@ class CloudServiceImpl::StreamReactor
     ++service_->continue_requests_;
     auto request = std::make_shared<ContinueRequest>(std::move(request_));
     const absl::Time queued = RealClock()->Now();
-    const absl::Time deadline = request->deadline_remaining_us() > 0
-                                    ? queued + absl::Microseconds(request->deadline_remaining_us())
-                                    : absl::InfiniteFuture();
+    const absl::Time deadline =
+        request->deadline_remaining_us() > 0
+            ? queued + absl::Microseconds(request->deadline_remaining_us())
+            : absl::InfiniteFuture();
     absl::Status status = service_->runner_->Precheck(*request);
     if (status.ok()) {
       {
         absl::MutexLock lock(&mu_);
         ++pending_work_;
       }
-      status = service_->executor_->Submit(deadline, [this, request, queued, deadline] {
-        Complete(request->id(), service_->runner_->Run(*request, queued, deadline),
-                 /*was_queued=*/true);
-      });
+      status = service_->executor_->Submit(
+          deadline, [this, request, queued, deadline] {
+            Complete(request->id(),
+                     service_->runner_->Run(*request, queued, deadline),
+                     /*was_queued=*/true);
+          });
       if (!status.ok()) {
         absl::MutexLock lock(&mu_);
         --pending_work_;
@@ -81,7 +87,8 @@ class CloudServiceImpl::StreamReactor
   }
 
  private:
-  void Complete(const std::string& id, absl::StatusOr<ContinueResponse> result, bool was_queued) {
+  void Complete(const std::string& id, absl::StatusOr<ContinueResponse> result,
+                bool was_queued) {
     ContinueResponse response;
     if (result.ok()) {
       response = *std::move(result);
@@ -125,41 +132,45 @@ class CloudServiceImpl::StreamReactor
   int pending_work_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the client is gone.
+  bool broken_ ABSL_GUARDED_BY(mu_) =
+      false;  // A write failed: the client is gone.
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner, DeadlineExecutor* executor,
-                                   Options options)
+CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner,
+                                   DeadlineExecutor* executor, Options options)
     : runner_(runner), executor_(executor), options_(options) {}
 
-grpc::ServerUnaryReactor* CloudServiceImpl::Continue(grpc::CallbackServerContext* context,
-                                                     const ContinueRequest* request,
-                                                     ContinueResponse* response) {
+grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
+    grpc::CallbackServerContext* context, const ContinueRequest* request,
+    ContinueResponse* response) {
   ++continue_requests_;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = runner_->Precheck(*request);
   if (status.ok()) {
     const absl::Time queued = RealClock()->Now();
     const absl::Time deadline = DeadlineOf(context);
-    status = executor_->Submit(deadline, [this, request, response, reactor, queued, deadline] {
-      absl::StatusOr<ContinueResponse> result = runner_->Run(*request, queued, deadline);
-      if (result.ok()) *response = *std::move(result);
-      reactor->Finish(ToGrpcStatus(result.status()));
-    });
+    status = executor_->Submit(
+        deadline, [this, request, response, reactor, queued, deadline] {
+          absl::StatusOr<ContinueResponse> result =
+              runner_->Run(*request, queued, deadline);
+          if (result.ok()) *response = *std::move(result);
+          reactor->Finish(ToGrpcStatus(result.status()));
+        });
   }
   if (!status.ok()) reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
-grpc::ServerBidiReactor<ContinueRequest, ContinueResponse>* CloudServiceImpl::ContinueStream(
-    grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<ContinueRequest, ContinueResponse>*
+CloudServiceImpl::ContinueStream(grpc::CallbackServerContext* context) {
   return new StreamReactor(this);
 }
 
-grpc::ServerUnaryReactor* CloudServiceImpl::Probe(grpc::CallbackServerContext* context,
-                                                  const tandem::v1::ProbeRequest* request,
-                                                  tandem::v1::ProbeResponse* response) {
+grpc::ServerUnaryReactor* CloudServiceImpl::Probe(
+    grpc::CallbackServerContext* context,
+    const tandem::v1::ProbeRequest* request,
+    tandem::v1::ProbeResponse* response) {
   response->set_received_bytes(static_cast<int64_t>(request->payload().size()));
   const int64_t wanted = std::clamp<int64_t>(request->response_bytes(), 0,
                                              options_.max_probe_response_bytes);
@@ -170,10 +181,12 @@ grpc::ServerUnaryReactor* CloudServiceImpl::Probe(grpc::CallbackServerContext* c
 }
 
 grpc::ServerUnaryReactor* CloudServiceImpl::GetProfile(
-    grpc::CallbackServerContext* context, const tandem::v1::GetProfileRequest* request,
+    grpc::CallbackServerContext* context,
+    const tandem::v1::GetProfileRequest* request,
     tandem::v1::GetProfileResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<tandem::v1::ModelProfile> profile = runner_->Profile(request->model_name());
+  absl::StatusOr<tandem::v1::ModelProfile> profile =
+      runner_->Profile(request->model_name());
   if (profile.ok()) {
     *response->mutable_profile() = *std::move(profile);
     response->set_queue_us_ewma(runner_->queue_us_ewma());

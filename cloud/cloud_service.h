@@ -15,26 +15,31 @@
 
 namespace tandem {
 
-class CloudServiceImpl final : public tandem::v1::CloudService::CallbackService {
+class CloudServiceImpl final
+    : public tandem::v1::CloudService::CallbackService {
  public:
   struct Options {
     // Largest Probe response (the rest of a bigger ask is not sent).
     int64_t max_probe_response_bytes = 16 << 20;
   };
 
-  CloudServiceImpl(ContinueRunner* runner, DeadlineExecutor* executor, Options options);
+  CloudServiceImpl(ContinueRunner* runner, DeadlineExecutor* executor,
+                   Options options);
 
-  grpc::ServerUnaryReactor* Continue(grpc::CallbackServerContext* context,
-                                     const tandem::v1::ContinueRequest* request,
-                                     tandem::v1::ContinueResponse* response) override;
-  grpc::ServerBidiReactor<tandem::v1::ContinueRequest, tandem::v1::ContinueResponse>*
+  grpc::ServerUnaryReactor* Continue(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::ContinueRequest* request,
+      tandem::v1::ContinueResponse* response) override;
+  grpc::ServerBidiReactor<tandem::v1::ContinueRequest,
+                          tandem::v1::ContinueResponse>*
   ContinueStream(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* context,
                                   const tandem::v1::ProbeRequest* request,
                                   tandem::v1::ProbeResponse* response) override;
-  grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* context,
-                                       const tandem::v1::GetProfileRequest* request,
-                                       tandem::v1::GetProfileResponse* response) override;
+  grpc::ServerUnaryReactor* GetProfile(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::GetProfileRequest* request,
+      tandem::v1::GetProfileResponse* response) override;
 
   // Continue requests received (unary and stream messages), for tests and
   // metrics.

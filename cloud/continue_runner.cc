@@ -17,7 +17,8 @@ constexpr size_t kLatencyWindow = 64;
 
 ContinueRunner::ContinueRunner(DecodeLimits limits) : limits_(limits) {}
 
-void ContinueRunner::SetRepository(std::unique_ptr<ModelRepository> repository) {
+void ContinueRunner::SetRepository(
+    std::unique_ptr<ModelRepository> repository) {
   absl::MutexLock lock(&mu_);
   repository_ = std::move(repository);
 }
@@ -27,53 +28,66 @@ bool ContinueRunner::ready() const {
   return repository_ != nullptr;
 }
 
-absl::StatusOr<const ProgressiveModel*> ContinueRunner::Find(const std::string& name,
-                                                             const std::string& version) const {
+absl::StatusOr<const ProgressiveModel*> ContinueRunner::Find(
+    const std::string& name, const std::string& version) const {
   absl::MutexLock lock(&mu_);
-  if (repository_ == nullptr) return absl::UnavailableError("models are still loading");
+  if (repository_ == nullptr)
+    return absl::UnavailableError("models are still loading");
   // Models live as long as the repository, which is never replaced.
   return repository_->Get(name, version);
 }
 
-absl::Status ContinueRunner::Precheck(const tandem::v1::ContinueRequest& request) const {
-  ASSIGN_OR_RETURN(const ProgressiveModel* model, Find(request.model_name(), request.model_version()));
-  if (request.start_block() < 0 || request.start_block() >= model->num_blocks()) {
-    return absl::InvalidArgumentError(absl::StrCat("start_block ", request.start_block(),
-                                                   " is outside [0, ", model->num_blocks(), ")"));
+absl::Status ContinueRunner::Precheck(
+    const tandem::v1::ContinueRequest& request) const {
+  ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                   Find(request.model_name(), request.model_version()));
+  if (request.start_block() < 0 ||
+      request.start_block() >= model->num_blocks()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("start_block ", request.start_block(), " is outside [0, ",
+                     model->num_blocks(), ")"));
   }
   if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected one input tensor with one raw_input_contents entry; got ",
-                     request.inputs_size(), " and ", request.raw_input_contents_size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected one input tensor with one raw_input_contents entry; got ",
+        request.inputs_size(), " and ", request.raw_input_contents_size()));
   }
-  return ValidateTensorSpec(request.inputs(0), request.raw_input_contents(0).size(), limits_)
+  return ValidateTensorSpec(request.inputs(0),
+                            request.raw_input_contents(0).size(), limits_)
       .status();
 }
 
 absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
-    const tandem::v1::ContinueRequest& request, absl::Time queued_at, absl::Time deadline) {
+    const tandem::v1::ContinueRequest& request, absl::Time queued_at,
+    absl::Time deadline) {
   Clock* clock = RealClock();
   const absl::Time start = clock->Now();
   if (start >= deadline) {
-    return absl::DeadlineExceededError("deadline passed while the request was queued");
+    return absl::DeadlineExceededError(
+        "deadline passed while the request was queued");
   }
   RETURN_IF_ERROR(Precheck(request));
-  ASSIGN_OR_RETURN(const ProgressiveModel* model, Find(request.model_name(), request.model_version()));
-  ASSIGN_OR_RETURN(at::Tensor input,
-                   DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
+  ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                   Find(request.model_name(), request.model_version()));
+  ASSIGN_OR_RETURN(
+      at::Tensor input,
+      DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
   RETURN_IF_ERROR(model->ValidateBlockInput(request.start_block(), input));
   if (input.size(0) != 1) {
-    return absl::InvalidArgumentError("one sample per request (the server batches requests)");
+    return absl::InvalidArgumentError(
+        "one sample per request (the server batches requests)");
   }
   ExitThresholds thresholds;
   for (const auto& [block, threshold] : request.exit_thresholds()) {
     if (block >= request.start_block()) thresholds[block] = threshold;
   }
-  ASSIGN_OR_RETURN(BlockRun run, RunBlocksWithExits(*model, input, request.start_block(),
-                                                    model->num_blocks(), thresholds));
+  ASSIGN_OR_RETURN(BlockRun run,
+                   RunBlocksWithExits(*model, input, request.start_block(),
+                                      model->num_blocks(), thresholds));
   tandem::v1::ContinueResponse response;
   response.set_id(request.id());
-  TopK(*run.exit, 0, request.top_k(), model->config(), response.mutable_top_k());
+  TopK(*run.exit, 0, request.top_k(), model->config(),
+       response.mutable_top_k());
   response.set_exit_block(run.exit_block);
   response.set_confidence(run.exit->confidence[0]);
   response.set_queue_us(absl::ToInt64Microseconds(start - queued_at));
@@ -83,17 +97,20 @@ absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
 }
 
 void ContinueRunner::Record(const ProgressiveModel& model, int begin,
-                            const std::vector<absl::Duration>& times, absl::Duration queue) {
+                            const std::vector<absl::Duration>& times,
+                            absl::Duration queue) {
   absl::MutexLock lock(&mu_);
   std::vector<SampleWindow>& windows = block_latency_us_[model.name()];
-  if (windows.empty()) windows.assign(model.num_blocks(), SampleWindow(kLatencyWindow));
+  if (windows.empty())
+    windows.assign(model.num_blocks(), SampleWindow(kLatencyWindow));
   for (size_t i = 0; i < times.size(); ++i) {
     windows[begin + i].Add(absl::ToDoubleMicroseconds(times[i]));
   }
   queue_us_.Add(absl::ToDoubleMicroseconds(queue));
 }
 
-absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(const std::string& name) const {
+absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(
+    const std::string& name) const {
   ASSIGN_OR_RETURN(const ProgressiveModel* model, Find(name, ""));
   tandem::v1::ModelProfile profile;
   profile.set_model_name(model->name());
@@ -111,7 +128,8 @@ absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(const std::stri
     block->set_output_elements(elements);
     if (it != block_latency_us_.end()) {
       block->set_latency_us(it->second[b].Median());
-      profile.set_samples(std::max<int>(profile.samples(), it->second[b].size()));
+      profile.set_samples(
+          std::max<int>(profile.samples(), it->second[b].size()));
     }
   }
   return profile;
@@ -120,9 +138,12 @@ absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(const std::stri
 void ContinueRunner::SeedProfile(const tandem::v1::ModelProfile& profile) {
   absl::MutexLock lock(&mu_);
   std::vector<SampleWindow>& windows = block_latency_us_[profile.model_name()];
-  if (windows.empty()) windows.assign(profile.blocks_size(), SampleWindow(kLatencyWindow));
-  for (int b = 0; b < profile.blocks_size() && b < static_cast<int>(windows.size()); ++b) {
-    windows[b].Add(profile.blocks(b).latency_us() + profile.blocks(b).exit_latency_us());
+  if (windows.empty())
+    windows.assign(profile.blocks_size(), SampleWindow(kLatencyWindow));
+  for (int b = 0;
+       b < profile.blocks_size() && b < static_cast<int>(windows.size()); ++b) {
+    windows[b].Add(profile.blocks(b).latency_us() +
+                   profile.blocks(b).exit_latency_us());
   }
 }
 

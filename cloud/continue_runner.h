@@ -27,7 +27,8 @@ class ContinueRunner {
  public:
   explicit ContinueRunner(DecodeLimits limits);
 
-  void SetRepository(std::unique_ptr<ModelRepository> repository) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetRepository(std::unique_ptr<ModelRepository> repository)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool ready() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cheap checks that need no tensor decoding (model, block, payload sizes),
@@ -36,31 +37,34 @@ class ContinueRunner {
 
   // Does the work. DEADLINE_EXCEEDED without running anything when
   // `deadline` has passed; `queued_at` dates the queue time reported.
-  absl::StatusOr<tandem::v1::ContinueResponse> Run(const tandem::v1::ContinueRequest& request,
-                                                   absl::Time queued_at,
-                                                   absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::ContinueResponse> Run(
+      const tandem::v1::ContinueRequest& request, absl::Time queued_at,
+      absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Median block latencies seen so far and output sizes, for GetProfile.
-  absl::StatusOr<tandem::v1::ModelProfile> Profile(const std::string& model) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::ModelProfile> Profile(
+      const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
   double queue_us_ewma() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Seeds the block latencies with a start-up profile (blocks and their exit
   // heads), so GetProfile answers for every block before traffic arrives.
-  void SeedProfile(const tandem::v1::ModelProfile& profile) ABSL_LOCKS_EXCLUDED(mu_);
+  void SeedProfile(const tandem::v1::ModelProfile& profile)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::StatusOr<const ProgressiveModel*> Find(const std::string& name,
                                                const std::string& version) const
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Record(const ProgressiveModel& model, int begin, const std::vector<absl::Duration>& times,
-              absl::Duration queue) ABSL_LOCKS_EXCLUDED(mu_);
+  void Record(const ProgressiveModel& model, int begin,
+              const std::vector<absl::Duration>& times, absl::Duration queue)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const DecodeLimits limits_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const ModelRepository> repository_ ABSL_GUARDED_BY(mu_);
   // Recent per-block latencies by model name.
-  std::map<std::string, std::vector<SampleWindow>> block_latency_us_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<SampleWindow>> block_latency_us_
+      ABSL_GUARDED_BY(mu_);
   Ewma queue_us_ ABSL_GUARDED_BY(mu_){0.1};
 };
 

@@ -21,7 +21,8 @@ using ::testing::HasSubstr;
 class ContinueRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("tandem_cr_" + std::to_string(::getpid()));
+    root_ =
+        fs::temp_directory_path() / ("tandem_cr_" + std::to_string(::getpid()));
     fs::create_directories(root_);
     testing::WritePackage(root_, {});
     auto repo = ModelRepository::Load(root_.string(), {});
@@ -42,7 +43,8 @@ class ContinueRunnerTest : public ::testing::Test {
     auto input = model_->RunBlocks(x, 0, block);
     EXPECT_TRUE(input.ok());
     EXPECT_TRUE(EncodeTensor(*input, {}, request.add_inputs(),
-                             request.add_raw_input_contents()).ok());
+                             request.add_raw_input_contents())
+                    .ok());
     return request;
   }
 
@@ -58,8 +60,9 @@ TEST_F(ContinueRunnerTest, EverySplitGivesTheLocalAnswer) {
   ASSERT_OK_AND_ASSIGN(ExitEvaluation want, model_->EvaluateExit(2, *local));
   for (int k = 0; k < 3; ++k) {
     SCOPED_TRACE(k);
-    ASSERT_OK_AND_ASSIGN(auto response,
-                         runner_.Run(RequestAt(k, x), absl::Now(), absl::InfiniteFuture()));
+    ASSERT_OK_AND_ASSIGN(
+        auto response,
+        runner_.Run(RequestAt(k, x), absl::Now(), absl::InfiniteFuture()));
     EXPECT_EQ(response.id(), "r1");
     EXPECT_EQ(response.exit_block(), 2);
     ASSERT_EQ(response.top_k_size(), 2);
@@ -72,7 +75,8 @@ TEST_F(ContinueRunnerTest, EverySplitGivesTheLocalAnswer) {
 TEST_F(ContinueRunnerTest, RequestedExitsAnswerEarly) {
   tandem::v1::ContinueRequest request = RequestAt(0, torch::randn({1, 4}));
   (*request.mutable_exit_thresholds())[0] = 0.0f;
-  ASSERT_OK_AND_ASSIGN(auto response, runner_.Run(request, absl::Now(), absl::InfiniteFuture()));
+  ASSERT_OK_AND_ASSIGN(
+      auto response, runner_.Run(request, absl::Now(), absl::InfiniteFuture()));
   EXPECT_EQ(response.exit_block(), 0);
 }
 
@@ -81,15 +85,18 @@ TEST_F(ContinueRunnerTest, BadRequestsGetPreciseCodes) {
   const absl::Time later = absl::InfiniteFuture();
   auto request = RequestAt(1, x);
   request.set_model_name("nope");
-  EXPECT_THAT(runner_.Run(request, absl::Now(), later), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(runner_.Run(request, absl::Now(), later),
+              StatusIs(absl::StatusCode::kNotFound));
   request = RequestAt(1, x);
   request.set_start_block(3);
-  EXPECT_THAT(runner_.Run(request, absl::Now(), later),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("start_block")));
+  EXPECT_THAT(
+      runner_.Run(request, absl::Now(), later),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("start_block")));
   request = RequestAt(0, x);  // The input of block 0 sent as block 1's.
   request.set_start_block(1);
   EXPECT_THAT(runner_.Run(request, absl::Now(), later),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("input of block 1")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("input of block 1")));
   request = RequestAt(1, x);
   request.mutable_raw_input_contents(0)->pop_back();
   EXPECT_THAT(runner_.Run(request, absl::Now(), later),
@@ -99,10 +106,12 @@ TEST_F(ContinueRunnerTest, BadRequestsGetPreciseCodes) {
   EXPECT_THAT(runner_.Run(request, absl::Now(), later),
               StatusIs(absl::StatusCode::kInvalidArgument));
   request = RequestAt(1, torch::randn({2, 4}));
-  EXPECT_THAT(runner_.Run(request, absl::Now(), later),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one sample")));
-  EXPECT_THAT(runner_.Run(RequestAt(1, x), absl::Now(), absl::Now() - absl::Seconds(1)),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(
+      runner_.Run(request, absl::Now(), later),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one sample")));
+  EXPECT_THAT(
+      runner_.Run(RequestAt(1, x), absl::Now(), absl::Now() - absl::Seconds(1)),
+      StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
 TEST_F(ContinueRunnerTest, ProfileReportsMeasuredBlocks) {
@@ -124,7 +133,8 @@ TEST(ContinueRunnerNotReady, AnswersUnavailable) {
   tandem::v1::ContinueRequest request;
   request.set_model_name("tiny");
   EXPECT_FALSE(runner.ready());
-  EXPECT_THAT(runner.Precheck(request), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(runner.Precheck(request),
+              StatusIs(absl::StatusCode::kUnavailable));
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ namespace {
 class SteadyClock : public Clock {
  public:
   SteadyClock()
-      : wall_anchor_(absl::Now()), steady_anchor_(std::chrono::steady_clock::now()) {}
+      : wall_anchor_(absl::Now()),
+        steady_anchor_(std::chrono::steady_clock::now()) {}
 
   absl::Time Now() const override {
     return wall_anchor_ +

@@ -44,11 +44,12 @@ absl::Status WritePortFile(const std::string& path, int port) {
   {
     std::ofstream out(temp, std::ios::trunc);
     out << port << "\n";
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temp));
+    if (!out)
+      return absl::UnavailableError(absl::StrCat("cannot write ", temp));
   }
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot rename ", temp, " to ", path, ": ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot rename ", temp, " to ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -63,15 +64,21 @@ absl::Status NotifySystemd(absl::string_view state) {
     return absl::InvalidArgumentError("NOTIFY_SOCKET path too long");
   }
   std::memcpy(address.sun_path, socket_path, length);
-  if (address.sun_path[0] == '@') address.sun_path[0] = '\0';  // Abstract namespace.
+  if (address.sun_path[0] == '@')
+    address.sun_path[0] = '\0';  // Abstract namespace.
   const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::UnavailableError(
+        absl::StrCat("socket: ", std::strerror(errno)));
   const ssize_t sent =
-      sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&address),
+      sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+             reinterpret_cast<sockaddr*>(&address),
              static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
   const int error = errno;
   close(fd);
-  if (sent < 0) return absl::UnavailableError(absl::StrCat("sd_notify: ", std::strerror(error)));
+  if (sent < 0)
+    return absl::UnavailableError(
+        absl::StrCat("sd_notify: ", std::strerror(error)));
   return absl::OkStatus();
 }
 

@@ -28,7 +28,8 @@ template <typename DaemonConfig>
 void FillDaemonDefaults(DaemonConfig* config) {
   auto* limits = config->mutable_limits();
   if (limits->max_message_bytes() <= 0) limits->set_max_message_bytes(64 << 20);
-  if (limits->max_tensor_bytes() <= 0) limits->set_max_tensor_bytes(limits->max_message_bytes());
+  if (limits->max_tensor_bytes() <= 0)
+    limits->set_max_tensor_bytes(limits->max_message_bytes());
   if (config->worker_threads() <= 0) config->set_worker_threads(2);
   if (config->intra_op_threads() <= 0) config->set_intra_op_threads(1);
   if (config->max_queue_size() <= 0) config->set_max_queue_size(256);

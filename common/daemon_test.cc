@@ -40,7 +40,8 @@ TEST(NotifySystemd, SendsTheStateAsOneDatagram) {
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
   unlink(path.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
   setenv("NOTIFY_SOCKET", path.c_str(), 1);
   ASSERT_THAT(NotifySystemd("READY=1\nSTATUS=serving"), IsOk());
   char buffer[128] = {};

@@ -6,15 +6,18 @@
 
 namespace tandem {
 
-DeadlineExecutor::DeadlineExecutor(Options options) : options_(std::move(options)) {
+DeadlineExecutor::DeadlineExecutor(Options options)
+    : options_(std::move(options)) {
   const int threads = options_.threads < 1 ? 1 : options_.threads;
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { WorkerLoop(); });
 }
 
 DeadlineExecutor::~DeadlineExecutor() { Shutdown(); }
 
-absl::Status DeadlineExecutor::Submit(absl::Time deadline, absl::AnyInvocable<void()> task) {
+absl::Status DeadlineExecutor::Submit(absl::Time deadline,
+                                      absl::AnyInvocable<void()> task) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("executor is shutting down");
   if (queue_.size() >= options_.max_queue) {

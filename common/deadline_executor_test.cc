@@ -44,7 +44,9 @@ TEST(DeadlineExecutor, RunsEarliestDeadlineFirst) {
 TEST(DeadlineExecutor, RefusesWhenFullAndAfterShutdown) {
   DeadlineExecutor executor({1, 2, nullptr});
   absl::Notification release;
-  ASSERT_THAT(executor.Submit(absl::Now(), [&] { release.WaitForNotification(); }), IsOk());
+  ASSERT_THAT(
+      executor.Submit(absl::Now(), [&] { release.WaitForNotification(); }),
+      IsOk());
   // The worker may not have taken the first task yet; fill until refused.
   int accepted = 0;
   absl::Status status;
@@ -53,7 +55,8 @@ TEST(DeadlineExecutor, RefusesWhenFullAndAfterShutdown) {
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted));
   release.Notify();
   executor.Shutdown();
-  EXPECT_THAT(executor.Submit(absl::Now(), [] {}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(executor.Submit(absl::Now(), [] {}),
+              StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST(DeadlineExecutor, ShutdownRunsQueuedTasksOnAllThreads) {

@@ -8,7 +8,8 @@
 
 namespace tandem {
 
-std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(int64_t max_message_bytes) {
+std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(
+    int64_t max_message_bytes) {
   // Both take effect for builders made afterwards.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -22,7 +23,8 @@ std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(int64_t max_message_bytes)
 
 void SetReady(grpc::Server* server, const char* service_name, bool ready) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  for (const char* name : {"", "readiness", service_name}) health->SetServingStatus(name, ready);
+  for (const char* name : {"", "readiness", service_name})
+    health->SetServingStatus(name, ready);
   health->SetServingStatus("liveness", true);
 }
 

@@ -13,7 +13,8 @@ namespace tandem {
 // A builder for a server with the standard health service and reflection,
 // sending and accepting messages up to `max_message_bytes` (larger requests
 // get RESOURCE_EXHAUSTED from gRPC itself).
-std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(int64_t max_message_bytes);
+std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(
+    int64_t max_message_bytes);
 
 // Health as probes ask for it: `ready` under "", "readiness" and
 // `service_name`; "liveness" SERVING while the process runs.

@@ -20,9 +20,10 @@ TEST(GrpcStatus, MapsNamedCodesExactly) {
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("model")).error_code(),
             grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"))
-                .code(),
-            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"))
+          .code(),
+      absl::StatusCode::kDeadlineExceeded);
 }
 
 }  // namespace

@@ -49,12 +49,12 @@ struct Voidify {
 #define TANDEM_LOG_SEVERITY_ERROR ::tandem::LogSeverity::kError
 #define TANDEM_LOG_SEVERITY_FATAL ::tandem::LogSeverity::kFatal
 
-#define TANDEM_LOG(severity)                                           \
-  (TANDEM_LOG_SEVERITY_##severity < ::tandem::MinLogSeverity())        \
-      ? (void)0                                                        \
-      : ::tandem::logging_internal::Voidify() &                        \
-            ::tandem::logging_internal::LogMessage(                    \
-                __FILE__, __LINE__, TANDEM_LOG_SEVERITY_##severity)    \
+#define TANDEM_LOG(severity)                                        \
+  (TANDEM_LOG_SEVERITY_##severity < ::tandem::MinLogSeverity())     \
+      ? (void)0                                                     \
+      : ::tandem::logging_internal::Voidify() &                     \
+            ::tandem::logging_internal::LogMessage(                 \
+                __FILE__, __LINE__, TANDEM_LOG_SEVERITY_##severity) \
                 .stream()
 
 #endif  // TANDEM_COMMON_LOGGING_H_

@@ -6,16 +6,15 @@
 
 namespace tandem {
 
-Ewma::Ewma(double alpha) : alpha_(alpha) {
-  assert(alpha > 0 && alpha <= 1);
-}
+Ewma::Ewma(double alpha) : alpha_(alpha) { assert(alpha > 0 && alpha <= 1); }
 
 void Ewma::Add(double sample) {
   value_ = count_ == 0 ? sample : alpha_ * sample + (1 - alpha_) * value_;
   ++count_;
 }
 
-SampleWindow::SampleWindow(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {
+SampleWindow::SampleWindow(size_t capacity)
+    : capacity_(std::max<size_t>(capacity, 1)) {
   samples_.reserve(capacity_);
 }
 
@@ -76,7 +75,8 @@ double Percentile(std::vector<double>& values, double q) {
   const double lo_value = values[lo];
   if (hi == lo) return lo_value;
   // The next order statistic is the minimum of the upper part.
-  const double hi_value = *std::min_element(values.begin() + lo + 1, values.end());
+  const double hi_value =
+      *std::min_element(values.begin() + lo + 1, values.end());
   return lo_value + (rank - lo) * (hi_value - lo_value);
 }
 

@@ -32,10 +32,10 @@ inline absl::Status Annotate(const absl::Status& status,
 
 // Evaluates `expr` (an absl::Status) and returns it from the calling function
 // when it is not OK.
-#define RETURN_IF_ERROR(expr)                                      \
-  do {                                                             \
-    ::absl::Status tandem_status_ = (expr);                        \
-    if (!tandem_status_.ok()) return tandem_status_;               \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::absl::Status tandem_status_ = (expr);          \
+    if (!tandem_status_.ok()) return tandem_status_; \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status, else

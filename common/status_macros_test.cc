@@ -38,8 +38,9 @@ TEST(StatusMacros, ReturnIfErrorReturnsTheError) {
 }
 
 TEST(Annotate, PrependsContextAndKeepsCode) {
-  EXPECT_THAT(Annotate(absl::NotFoundError("no file"), "model m"),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("model m: no file")));
+  EXPECT_THAT(
+      Annotate(absl::NotFoundError("no file"), "model m"),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("model m: no file")));
   EXPECT_THAT(Annotate(absl::OkStatus(), "ignored"), IsOk());
 }
 

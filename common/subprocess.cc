@@ -13,15 +13,17 @@
 
 namespace tandem {
 
-absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                             const std::map<std::string, std::string>& env,
-                                             bool own_group) {
+absl::StatusOr<Subprocess> Subprocess::Start(
+    const std::vector<std::string>& argv,
+    const std::map<std::string, std::string>& env, bool own_group) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
   if (pid == 0) {
     // The child must not inherit the test's blocked signal mask.
     sigset_t none;
@@ -29,7 +31,8 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     sigprocmask(SIG_SETMASK, &none, nullptr);
     if (own_group) setpgid(0, 0);
     dup2(STDERR_FILENO, STDOUT_FILENO);  // Our stdout is for results.
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    for (const auto& [name, value] : env)
+      setenv(name.c_str(), value.c_str(), 1);
     execvp(args[0], args.data());  // PATH lookup for bare names ("bash").
     _exit(127);
   }
@@ -37,7 +40,8 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
   return Subprocess(pid, own_group);
 }
 
-Subprocess::Subprocess(Subprocess&& other) noexcept : pid_(other.pid_), group_(other.group_) {
+Subprocess::Subprocess(Subprocess&& other) noexcept
+    : pid_(other.pid_), group_(other.group_) {
   other.pid_ = -1;
 }
 
@@ -62,7 +66,8 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
       pid_ = -1;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    if (absl::Now() > deadline) return absl::DeadlineExceededError("child still running");
+    if (absl::Now() > deadline)
+      return absl::DeadlineExceededError("child still running");
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
@@ -83,7 +88,8 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
     if (in >> port && port > 0) return port;
     int ignored = 0;
     if (waitpid(child.pid(), &ignored, WNOHANG) == child.pid()) {
-      return absl::UnavailableError(absl::StrCat("process exited before writing ", path));
+      return absl::UnavailableError(
+          absl::StrCat("process exited before writing ", path));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -92,7 +98,8 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
 
 std::string MakeTempDir(const std::string& tag) {
   std::string pattern =
-      (std::filesystem::temp_directory_path() / ("tandem_" + tag + "_XXXXXX")).string();
+      (std::filesystem::temp_directory_path() / ("tandem_" + tag + "_XXXXXX"))
+          .string();
   const char* dir = mkdtemp(pattern.data());
   return dir == nullptr ? "" : dir;
 }

@@ -20,9 +20,10 @@ class Subprocess {
   // Starts `argv[0]` with `argv` and extra environment variables. Its output
   // goes to this process's stderr. With `own_group` the child leads a new
   // process group and Signal reaches everything it started.
-  static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
-                                          const std::map<std::string, std::string>& env = {},
-                                          bool own_group = false);
+  static absl::StatusOr<Subprocess> Start(
+      const std::vector<std::string>& argv,
+      const std::map<std::string, std::string>& env = {},
+      bool own_group = false);
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&&) = delete;
   ~Subprocess();  // Kills (SIGKILL) and reaps the child if still running.

@@ -36,9 +36,9 @@ absl::Status ParseTextProto(absl::string_view text,
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), message)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed ", message->GetTypeName(), " text: ",
-                     errors.first().empty() ? "parse error" : errors.first()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed ", message->GetTypeName(),
+        " text: ", errors.first().empty() ? "parse error" : errors.first()));
   }
   return absl::OkStatus();
 }
@@ -48,13 +48,15 @@ absl::Status ReadFile(const std::string& path, std::string* contents,
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+    if (err == ENOENT)
+      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
     return absl::FailedPreconditionError(
         absl::StrCat(path, ": cannot open: ", std::strerror(err)));
   }
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
-  if (size < 0) return absl::FailedPreconditionError(absl::StrCat(path, ": cannot read"));
+  if (size < 0)
+    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot read"));
   if (static_cast<size_t>(size) > max_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         path, ": ", size, " bytes is over the limit of ", max_bytes));

@@ -29,7 +29,8 @@ std::string WriteTemp(const std::string& contents) {
 
 TEST(TextProto, ParsesAFile) {
   const std::string path = WriteTemp(
-      "name: \"m\"\nnum_blocks: 3\ninput { datatype: \"FP32\" dims: [1, 2] }\n");
+      "name: \"m\"\nnum_blocks: 3\ninput { datatype: \"FP32\" dims: [1, 2] "
+      "}\n");
   tandem::v1::ModelConfig config;
   ASSERT_THAT(ReadTextProtoFile(path, &config), IsOk());
   EXPECT_EQ(config.name(), "m");
@@ -40,9 +41,9 @@ TEST(TextProto, ParsesAFile) {
 
 TEST(TextProto, ErrorsNameTheProblem) {
   tandem::v1::ModelConfig config;
-  EXPECT_THAT(ParseTextProto("name: \"m\"\nno_such_field: 1\n", &config),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("line 2")));
+  EXPECT_THAT(
+      ParseTextProto("name: \"m\"\nno_such_field: 1\n", &config),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
   EXPECT_THAT(ParseTextProto("num_blocks: \"three\"", &config),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ReadTextProtoFile("/nonexistent/config.pbtxt", &config),

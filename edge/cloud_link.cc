@@ -9,12 +9,15 @@
 namespace tandem {
 namespace {
 
-int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+int Millis(absl::Duration d) {
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
 
 template <typename Response, typename Call>
 absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
   grpc::ClientContext context;
-  if (deadline != absl::InfiniteFuture()) context.set_deadline(absl::ToChronoTime(deadline));
+  if (deadline != absl::InfiniteFuture())
+    context.set_deadline(absl::ToChronoTime(deadline));
   Response response;
   const grpc::Status status = call(&context, &response);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -23,51 +26,59 @@ absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
 
 }  // namespace
 
-std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address, const Options& options) {
+std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address,
+                                             const Options& options) {
   grpc::ChannelArguments args;
-  const int max_message = static_cast<int>(
-      std::min<int64_t>(options.max_message_bytes, std::numeric_limits<int>::max()));
+  const int max_message = static_cast<int>(std::min<int64_t>(
+      options.max_message_bytes, std::numeric_limits<int>::max()));
   args.SetMaxReceiveMessageSize(max_message);
   args.SetMaxSendMessageSize(max_message);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options.keepalive_interval));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options.keepalive_timeout));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, Millis(options.initial_backoff));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, Millis(options.initial_backoff));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              Millis(options.initial_backoff));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              Millis(options.initial_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options.max_backoff));
   // Tensors are often over the 256 KiB retry buffer: the agent retries by
   // finishing locally instead.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  if (absl::StartsWith(address, "dns:")) args.SetLoadBalancingPolicyName("round_robin");
+  if (absl::StartsWith(address, "dns:"))
+    args.SetLoadBalancingPolicyName("round_robin");
   std::unique_ptr<CloudLink> link(new CloudLink());
   link->address_ = address;
-  link->channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  link->channel_ = grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), args);
   link->stub_ = tandem::v1::CloudService::NewStub(link->channel_);
   return link;
 }
 
 absl::StatusOr<tandem::v1::ContinueResponse> CloudLink::Continue(
     const tandem::v1::ContinueRequest& request, absl::Time deadline) {
-  return Unary<tandem::v1::ContinueResponse>(deadline, [&](auto* context, auto* response) {
-    return stub_->Continue(context, request, response);
-  });
+  return Unary<tandem::v1::ContinueResponse>(
+      deadline, [&](auto* context, auto* response) {
+        return stub_->Continue(context, request, response);
+      });
 }
 
-absl::StatusOr<tandem::v1::ProbeResponse> CloudLink::Probe(const tandem::v1::ProbeRequest& request,
-                                                           absl::Time deadline) {
-  return Unary<tandem::v1::ProbeResponse>(deadline, [&](auto* context, auto* response) {
-    return stub_->Probe(context, request, response);
-  });
+absl::StatusOr<tandem::v1::ProbeResponse> CloudLink::Probe(
+    const tandem::v1::ProbeRequest& request, absl::Time deadline) {
+  return Unary<tandem::v1::ProbeResponse>(
+      deadline, [&](auto* context, auto* response) {
+        return stub_->Probe(context, request, response);
+      });
 }
 
-absl::StatusOr<tandem::v1::GetProfileResponse> CloudLink::GetProfile(const std::string& model,
-                                                                     absl::Time deadline) {
+absl::StatusOr<tandem::v1::GetProfileResponse> CloudLink::GetProfile(
+    const std::string& model, absl::Time deadline) {
   tandem::v1::GetProfileRequest request;
   request.set_model_name(model);
-  return Unary<tandem::v1::GetProfileResponse>(deadline, [&](auto* context, auto* response) {
-    return stub_->GetProfile(context, request, response);
-  });
+  return Unary<tandem::v1::GetProfileResponse>(
+      deadline, [&](auto* context, auto* response) {
+        return stub_->GetProfile(context, request, response);
+      });
 }
 
 }  // namespace tandem

@@ -28,15 +28,16 @@ class CloudLink {
   // Creates the channel; does not wait for a connection. `address` is any
   // gRPC target: "host:port", "dns:///name:port" (round-robins over the
   // resolved replicas), "unix:/path".
-  static std::unique_ptr<CloudLink> Create(const std::string& address, const Options& options);
+  static std::unique_ptr<CloudLink> Create(const std::string& address,
+                                           const Options& options);
 
   // One Continue call that must be answered by `deadline`.
-  absl::StatusOr<tandem::v1::ContinueResponse> Continue(const tandem::v1::ContinueRequest& request,
-                                                        absl::Time deadline);
-  absl::StatusOr<tandem::v1::ProbeResponse> Probe(const tandem::v1::ProbeRequest& request,
-                                                  absl::Time deadline);
-  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(const std::string& model,
-                                                            absl::Time deadline);
+  absl::StatusOr<tandem::v1::ContinueResponse> Continue(
+      const tandem::v1::ContinueRequest& request, absl::Time deadline);
+  absl::StatusOr<tandem::v1::ProbeResponse> Probe(
+      const tandem::v1::ProbeRequest& request, absl::Time deadline);
+  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
+      const std::string& model, absl::Time deadline);
 
   const std::string& address() const { return address_; }
 

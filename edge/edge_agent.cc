@@ -1,8 +1,7 @@
 #include "edge/edge_agent.h"
 
-#include <torch/torch.h>
-
 #include <ATen/Parallel.h>
+#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -44,13 +43,15 @@ struct EdgeAgent::Route {
 };
 
 tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
-  if (config.listen_size() == 0) config.add_listen("unix:/run/tandem/edge.sock");
+  if (config.listen_size() == 0)
+    config.add_listen("unix:/run/tandem/edge.sock");
   FillDaemonDefaults(&config);
   if (config.cloud_timeout_ms() <= 0) config.set_cloud_timeout_ms(2000);
   return config;
 }
 
-absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(tandem::v1::EdgeConfig config) {
+absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
+    tandem::v1::EdgeConfig config) {
   config = WithEdgeDefaults(std::move(config));
   if (config.model_repository().empty()) {
     return absl::InvalidArgumentError("model_repository is not set");
@@ -61,43 +62,51 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(tandem::v1::EdgeCon
   at::set_num_threads(config.intra_op_threads());
   ModelLoadOptions load_options;
   load_options.warmup_runs = config.warmup_runs();
-  ASSIGN_OR_RETURN(agent->repository_,
-                   ModelRepository::Load(config.model_repository(), load_options));
+  ASSIGN_OR_RETURN(
+      agent->repository_,
+      ModelRepository::Load(config.model_repository(), load_options));
   RETURN_IF_ERROR(agent->Reload(config));
   if (!config.cloud().empty()) {
     CloudLink::Options link_options;
     link_options.max_message_bytes = config.limits().max_message_bytes();
     agent->cloud_ = CloudLink::Create(config.cloud(), link_options);
   }
-  ASSIGN_OR_RETURN(agent->keeper_, PlanKeeper::Create(config, agent->repository_.get(),
-                                                      agent->cloud_.get(), RealClock()));
+  ASSIGN_OR_RETURN(agent->keeper_,
+                   PlanKeeper::Create(config, agent->repository_.get(),
+                                      agent->cloud_.get(), RealClock()));
   {
     absl::MutexLock lock(&agent->meter_mu_);
     agent->meter_ = DetectEnergyMeter("/sys", RealClock());
-    TANDEM_LOG(INFO) << "energy: " << (agent->meter_ != nullptr
-                                           ? "measured with " + agent->meter_->name()
-                                           : std::string("modelled (no power meter found)"));
+    TANDEM_LOG(INFO) << "energy: "
+                     << (agent->meter_ != nullptr
+                             ? "measured with " + agent->meter_->name()
+                             : std::string("modelled (no power meter found)"));
   }
   return agent;
 }
 
-absl::Status EdgeAgent::ValidatePolicies(const tandem::v1::EdgeConfig& config) const {
+absl::Status EdgeAgent::ValidatePolicies(
+    const tandem::v1::EdgeConfig& config) const {
   for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
-    ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(policy.model_name()));
-    if (policy.split_point() < -1 || policy.split_point() > model->num_blocks()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model '", policy.model_name(), "': split_point ", policy.split_point(),
-                       " is outside [-1, ", model->num_blocks(), "]"));
+    ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                     repository_->Get(policy.model_name()));
+    if (policy.split_point() < -1 ||
+        policy.split_point() > model->num_blocks()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", policy.model_name(), "': split_point ",
+          policy.split_point(), " is outside [-1, ", model->num_blocks(), "]"));
     }
     if (!tandem::v1::Encoding_IsValid(policy.encoding()) ||
         !tandem::v1::Compression_IsValid(policy.compression())) {
       return absl::InvalidArgumentError(
-          absl::StrCat("model '", policy.model_name(), "': unknown encoding or compression"));
+          absl::StrCat("model '", policy.model_name(),
+                       "': unknown encoding or compression"));
     }
     for (const auto& [block, threshold] : policy.exit_thresholds()) {
       if (!model->HasExit(block) || !(threshold >= 0 && threshold <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat("model '", policy.model_name(),
-                                                       "': bad exit threshold for block ", block));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model '", policy.model_name(),
+                         "': bad exit threshold for block ", block));
       }
     }
   }
@@ -105,7 +114,8 @@ absl::Status EdgeAgent::ValidatePolicies(const tandem::v1::EdgeConfig& config) c
 }
 
 absl::Status EdgeAgent::Reload(const tandem::v1::EdgeConfig& config) {
-  RETURN_IF_ERROR(Annotate(ValidatePolicies(config), "config rejected, keeping the old one"));
+  RETURN_IF_ERROR(Annotate(ValidatePolicies(config),
+                           "config rejected, keeping the old one"));
   std::map<std::string, tandem::v1::EdgeModelPolicy> policies;
   for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
     policies[policy.model_name()] = policy;
@@ -115,7 +125,8 @@ absl::Status EdgeAgent::Reload(const tandem::v1::EdgeConfig& config) {
   return absl::OkStatus();
 }
 
-tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(const std::string& model) const {
+tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(
+    const std::string& model) const {
   absl::MutexLock lock(&mu_);
   const auto it = policies_.find(model);
   if (it != policies_.end()) return it->second;
@@ -125,9 +136,9 @@ tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(const std::string& model) const
   return policy;
 }
 
-absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& model,
-                                                     const InferRequest& request,
-                                                     absl::Duration time_left) const {
+absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
+    const ProgressiveModel& model, const InferRequest& request,
+    absl::Duration time_left) const {
   const int n = model.num_blocks();
   const tandem::v1::EdgeModelPolicy policy = PolicyFor(model.name());
   Route route;
@@ -144,7 +155,8 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& mod
     absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> plan =
         keeper_->PlanFor(model, policy, sla);
     if (!plan.ok() && request.allow_partial()) {
-      plan = keeper_->PlanFor(model, policy, PlanKeeper::Sla{});  // Best effort allowed.
+      plan = keeper_->PlanFor(model, policy,
+                              PlanKeeper::Sla{});  // Best effort allowed.
     }
     if (!plan.ok()) return plan.status();
     route.plan = *plan;
@@ -154,12 +166,13 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& mod
     // The plan's thresholds already meet the accuracy floor it was made for.
     route.thresholds.insert(route.plan->exit_thresholds().begin(),
                             route.plan->exit_thresholds().end());
-    route.offload_bound = absl::Milliseconds(2 * route.plan->predicted_tail_latency_ms() + 20);
+    route.offload_bound =
+        absl::Milliseconds(2 * route.plan->predicted_tail_latency_ms() + 20);
   }
   if (request.has_split_point()) {
     if (request.split_point() < 0 || request.split_point() > n) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("split_point ", request.split_point(), " is outside [0, ", n, "]"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "split_point ", request.split_point(), " is outside [0, ", n, "]"));
     }
     route.split = request.split_point();
   }
@@ -169,18 +182,20 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(const ProgressiveModel& mod
   }
   if (request.has_encoding()) route.encoding = request.encoding();
   if (!tandem::v1::Encoding_IsValid(route.encoding)) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown encoding ", route.encoding));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown encoding ", route.encoding));
   }
   // At k = 0 the input travels as the application sent it when that is the
   // encoding wanted (or no encoding was asked for).
   route.forward_input =
-      route.split == 0 && !request.has_encoding() && route.compression == tandem::v1::COMPRESSION_NONE &&
+      route.split == 0 && !request.has_encoding() &&
+      route.compression == tandem::v1::COMPRESSION_NONE &&
       (!adaptive || request.inputs(0).encoding() == route.encoding);
   if (request.disable_early_exits()) {
     route.thresholds.clear();
   } else if (!adaptive) {
-    for (const auto& [block, threshold] :
-         ChooseExitThresholds(model.config(), request.min_accuracy(), overrides)) {
+    for (const auto& [block, threshold] : ChooseExitThresholds(
+             model.config(), request.min_accuracy(), overrides)) {
       route.thresholds[block] = threshold;
     }
   }
@@ -195,7 +210,8 @@ std::optional<double> EdgeAgent::ReadMeter() const {
   return *mj;
 }
 
-void EdgeAgent::SetEnergy(std::optional<double> meter_start, InferResponse* response) const {
+void EdgeAgent::SetEnergy(std::optional<double> meter_start,
+                          InferResponse* response) const {
   if (meter_start.has_value()) {
     if (std::optional<double> meter_end = ReadMeter()) {
       response->set_energy_mj(*meter_end - *meter_start);
@@ -205,31 +221,37 @@ void EdgeAgent::SetEnergy(std::optional<double> meter_start, InferResponse* resp
   }
   const tandem::v1::Timings& t = response->timings();
   response->set_energy_mj(keeper_->EnergyMj(
-      absl::Microseconds(t.edge_compute_us() + t.encode_us()), absl::Microseconds(t.transfer_us()),
+      absl::Microseconds(t.edge_compute_us() + t.encode_us()),
+      absl::Microseconds(t.transfer_us()),
       absl::Microseconds(t.cloud_queue_us() + t.cloud_compute_us())));
   response->set_energy_measured(false);
 }
 
-absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl::Time received,
+absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
+                                               absl::Time received,
                                                absl::Time deadline) {
   Clock* clock = RealClock();
   const absl::Time start = clock->Now();
   if (start >= deadline) {
-    return absl::DeadlineExceededError("deadline passed while queued on the edge");
+    return absl::DeadlineExceededError(
+        "deadline passed while queued on the edge");
   }
   const std::optional<double> meter_start = ReadMeter();
-  ASSIGN_OR_RETURN(const ProgressiveModel* model,
-                   repository_->Get(request.model_name(), request.model_version()));
+  ASSIGN_OR_RETURN(
+      const ProgressiveModel* model,
+      repository_->Get(request.model_name(), request.model_version()));
   if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected one input tensor with one raw_input_contents entry; got ",
-                     request.inputs_size(), " and ", request.raw_input_contents_size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected one input tensor with one raw_input_contents entry; got ",
+        request.inputs_size(), " and ", request.raw_input_contents_size()));
   }
-  ASSIGN_OR_RETURN(at::Tensor input,
-                   DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
+  ASSIGN_OR_RETURN(
+      at::Tensor input,
+      DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
   RETURN_IF_ERROR(model->ValidateBlockInput(0, input));
   if (input.size(0) != 1) {
-    return absl::InvalidArgumentError("one sample per request (the agent batches requests)");
+    return absl::InvalidArgumentError(
+        "one sample per request (the agent batches requests)");
   }
   ASSIGN_OR_RETURN(Route route, RouteFor(*model, request, deadline - start));
   const int n = model->num_blocks();
@@ -243,7 +265,8 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
   tandem::v1::Timings* timings = response.mutable_timings();
   timings->set_edge_queue_us(Micros(start - received));
   const int top_k = request.top_k() > 0 ? request.top_k() : 1;
-  auto answer = [&](const ExitEvaluation& exit, int exit_block, tandem::v1::Site site) {
+  auto answer = [&](const ExitEvaluation& exit, int exit_block,
+                    tandem::v1::Site site) {
     TopK(exit, 0, top_k, model->config(), response.mutable_top_k());
     response.set_exit_block(exit_block);
     response.set_confidence(exit.confidence[0]);
@@ -253,10 +276,13 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     return response;
   };
 
-  ASSIGN_OR_RETURN(BlockRun head, RunBlocksWithExits(*model, input, 0, route.split, route.thresholds));
+  ASSIGN_OR_RETURN(
+      BlockRun head,
+      RunBlocksWithExits(*model, input, 0, route.split, route.thresholds));
   keeper_->OnLocalBlocks(*model, 0, head.block_times);
   timings->set_edge_compute_us(Micros(head.compute_time));
-  if (head.exited) return answer(*head.exit, head.exit_block, tandem::v1::SITE_EDGE);
+  if (head.exited)
+    return answer(*head.exit, head.exit_block, tandem::v1::SITE_EDGE);
 
   // Offload blocks [split, n).
   ContinueRequest offload;
@@ -266,7 +292,8 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
   offload.set_start_block(route.split);
   offload.set_top_k(top_k);
   for (const auto& [block, threshold] : route.thresholds) {
-    if (block >= route.split) (*offload.mutable_exit_thresholds())[block] = threshold;
+    if (block >= route.split)
+      (*offload.mutable_exit_thresholds())[block] = threshold;
   }
   const absl::Time encode_start = clock->Now();
   if (route.forward_input) {
@@ -276,31 +303,36 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     EncodeOptions encode;
     encode.encoding = route.encoding;
     encode.compression = route.compression;
-    RETURN_IF_ERROR(
-        EncodeTensor(head.output, encode, offload.add_inputs(), offload.add_raw_input_contents()));
+    RETURN_IF_ERROR(EncodeTensor(head.output, encode, offload.add_inputs(),
+                                 offload.add_raw_input_contents()));
   }
   timings->set_encode_us(Micros(clock->Now() - encode_start));
-  response.set_bytes_sent(static_cast<int64_t>(offload.raw_input_contents(0).size()));
+  response.set_bytes_sent(
+      static_cast<int64_t>(offload.raw_input_contents(0).size()));
 
   // Keep back enough of the deadline to finish locally should the cloud fail.
   const absl::Time now = clock->Now();
   absl::Time cloud_deadline =
       deadline == absl::InfiniteFuture()
           ? now + absl::Milliseconds(config_.cloud_timeout_ms())
-          : deadline - keeper_->EstimateLocal(*model, route.split, n) - kReplyMargin;
+          : deadline - keeper_->EstimateLocal(*model, route.split, n) -
+                kReplyMargin;
   // A transfer far past its prediction means the link fell: do not let it
   // hold the request hostage.
   cloud_deadline = std::min(cloud_deadline, now + route.offload_bound);
   absl::Status cloud_status;
   if (cloud_deadline <= now) {
-    cloud_status = absl::DeadlineExceededError("the deadline leaves no time for the cloud");
+    cloud_status = absl::DeadlineExceededError(
+        "the deadline leaves no time for the cloud");
   } else {
     offload.set_deadline_remaining_us(Micros(cloud_deadline - now));
-    absl::StatusOr<ContinueResponse> cloud = cloud_->Continue(offload, cloud_deadline);
+    absl::StatusOr<ContinueResponse> cloud =
+        cloud_->Continue(offload, cloud_deadline);
     const absl::Duration round_trip = clock->Now() - now;
     if (cloud.ok()) {
       keeper_->OnTransfer(response.bytes_sent(),
-                          round_trip - absl::Microseconds(cloud->queue_us() + cloud->compute_us()),
+                          round_trip - absl::Microseconds(cloud->queue_us() +
+                                                          cloud->compute_us()),
                           /*completed=*/true);
       *response.mutable_top_k() = cloud->top_k();
       response.set_exit_block(cloud->exit_block());
@@ -317,24 +349,29 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request, absl
     cloud_status = cloud.status();
     timings->set_transfer_us(Micros(round_trip));
     if (cloud_status.code() == absl::StatusCode::kDeadlineExceeded) {
-      keeper_->OnTransfer(response.bytes_sent(), round_trip, /*completed=*/false);
+      keeper_->OnTransfer(response.bytes_sent(), round_trip,
+                          /*completed=*/false);
     }
   }
 
   // The cloud failed: finish here, or answer with what we have.
-  std::string reason = absl::StrCat("cloud ", absl::StatusCodeToString(cloud_status.code()), ": ",
-                                    cloud_status.message());
-  const bool no_time_left = deadline != absl::InfiniteFuture() &&
-                            clock->Now() + keeper_->EstimateLocal(*model, route.split, n) > deadline;
+  std::string reason =
+      absl::StrCat("cloud ", absl::StatusCodeToString(cloud_status.code()),
+                   ": ", cloud_status.message());
+  const bool no_time_left =
+      deadline != absl::InfiniteFuture() &&
+      clock->Now() + keeper_->EstimateLocal(*model, route.split, n) > deadline;
   if (request.allow_partial() && head.exit.has_value() && no_time_left) {
     response.set_fallback_reason(reason + "; answered by the best exit so far");
     return answer(*head.exit, head.best_block, tandem::v1::SITE_EDGE);
   }
   response.set_fallback_reason(reason + "; finished on the edge");
   ASSIGN_OR_RETURN(BlockRun tail,
-                   RunBlocksWithExits(*model, head.output, route.split, n, route.thresholds));
+                   RunBlocksWithExits(*model, head.output, route.split, n,
+                                      route.thresholds));
   keeper_->OnLocalBlocks(*model, route.split, tail.block_times);
-  timings->set_edge_compute_us(timings->edge_compute_us() + Micros(tail.compute_time));
+  timings->set_edge_compute_us(timings->edge_compute_us() +
+                               Micros(tail.compute_time));
   return answer(*tail.exit, tail.exit_block, tandem::v1::SITE_EDGE);
 }
 
@@ -347,7 +384,8 @@ tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {
     summary->set_num_blocks(model->num_blocks());
     for (int block : model->exit_blocks()) summary->add_exit_blocks(block);
     summary->add_input_shape(-1);  // The batch dimension.
-    for (int64_t d : model->config().input().dims()) summary->add_input_shape(d);
+    for (int64_t d : model->config().input().dims())
+      summary->add_input_shape(d);
     summary->set_input_datatype(model->config().input().datatype());
     summary->set_trained(model->config().trained());
   }
@@ -356,7 +394,8 @@ tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {
 
 absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
     const tandem::v1::GetPlanRequest& request) const {
-  ASSIGN_OR_RETURN(const ProgressiveModel* model, repository_->Get(request.model_name()));
+  ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                   repository_->Get(request.model_name()));
   const tandem::v1::EdgeModelPolicy policy = PolicyFor(model->name());
   const bool what_if = request.has_network() || request.has_objective() ||
                        request.has_deadline_ms() || request.has_min_accuracy();
@@ -365,7 +404,8 @@ absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
   }
   InferRequest plain;  // A request with no constraints of its own.
   plain.add_inputs();
-  ASSIGN_OR_RETURN(Route route, RouteFor(*model, plain, absl::InfiniteDuration()));
+  ASSIGN_OR_RETURN(Route route,
+                   RouteFor(*model, plain, absl::InfiniteDuration()));
   tandem::v1::Plan plan;
   plan.set_model_name(model->name());
   plan.set_model_version(model->version());
@@ -381,7 +421,8 @@ absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
   return plan;
 }
 
-absl::StatusOr<tandem::v1::SavedProfile> EdgeAgent::GetProfile(const std::string& model) const {
+absl::StatusOr<tandem::v1::SavedProfile> EdgeAgent::GetProfile(
+    const std::string& model) const {
   return keeper_->Saved(model);
 }
 

@@ -14,8 +14,8 @@
 #define TANDEM_EDGE_EDGE_AGENT_H_
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,26 +42,29 @@ class EdgeAgent {
   // Loads and warms the models, checks the per-model policies against them
   // and opens the cloud channel (when config.cloud() is set; without it the
   // agent is edge-only).
-  static absl::StatusOr<std::unique_ptr<EdgeAgent>> Create(tandem::v1::EdgeConfig config);
+  static absl::StatusOr<std::unique_ptr<EdgeAgent>> Create(
+      tandem::v1::EdgeConfig config);
 
   // `received`: when the request arrived (for queue time); `deadline`: when
   // its answer is due (absl::InfiniteFuture() for none).
-  absl::StatusOr<tandem::v1::InferResponse> Infer(const tandem::v1::InferRequest& request,
-                                                  absl::Time received, absl::Time deadline)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::InferResponse> Infer(
+      const tandem::v1::InferRequest& request, absl::Time received,
+      absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
   tandem::v1::ListModelsResponse ListModels() const;
   // The plan requests of the model get now (adaptive: from the live
   // estimates), or a what-if plan with every alternative.
-  absl::StatusOr<tandem::v1::Plan> GetPlan(const tandem::v1::GetPlanRequest& request) const
-      ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<tandem::v1::SavedProfile> GetProfile(const std::string& model) const;
+  absl::StatusOr<tandem::v1::Plan> GetPlan(
+      const tandem::v1::GetPlanRequest& request) const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::SavedProfile> GetProfile(
+      const std::string& model) const;
   PlanKeeper* plan_keeper() { return keeper_.get(); }
 
   // Replaces the per-model policies with those of `config` if they are valid
   // for the loaded models; otherwise keeps the old ones and says why. Other
   // fields need a restart.
-  absl::Status Reload(const tandem::v1::EdgeConfig& config) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Reload(const tandem::v1::EdgeConfig& config)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const tandem::v1::EdgeConfig& config() const { return config_; }
 
@@ -73,10 +76,12 @@ class EdgeAgent {
   // Fills energy_mj: the meter's reading since `meter_start` where the device
   // has a meter (device energy over the request's interval: overlapping
   // requests share it), else the energy model's figure from the timings.
-  void SetEnergy(std::optional<double> meter_start, tandem::v1::InferResponse* response) const
+  void SetEnergy(std::optional<double> meter_start,
+                 tandem::v1::InferResponse* response) const
       ABSL_LOCKS_EXCLUDED(meter_mu_);
   std::optional<double> ReadMeter() const ABSL_LOCKS_EXCLUDED(meter_mu_);
-  tandem::v1::EdgeModelPolicy PolicyFor(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
+  tandem::v1::EdgeModelPolicy PolicyFor(const std::string& model) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // `time_left`: until the request's deadline (infinite for none).
   absl::StatusOr<Route> RouteFor(const ProgressiveModel& model,
                                  const tandem::v1::InferRequest& request,
@@ -85,13 +90,15 @@ class EdgeAgent {
   tandem::v1::EdgeConfig config_;
   DecodeLimits limits_;
   std::unique_ptr<ModelRepository> repository_;
-  std::unique_ptr<CloudLink> cloud_;  // Null: edge-only.
+  std::unique_ptr<CloudLink> cloud_;    // Null: edge-only.
   std::unique_ptr<PlanKeeper> keeper_;  // Profiles, estimates, adaptive plans.
   mutable absl::Mutex meter_mu_;
-  std::unique_ptr<EnergyMeter> meter_ ABSL_GUARDED_BY(meter_mu_);  // Null: none here.
+  std::unique_ptr<EnergyMeter> meter_
+      ABSL_GUARDED_BY(meter_mu_);  // Null: none here.
 
   mutable absl::Mutex mu_;
-  std::map<std::string, tandem::v1::EdgeModelPolicy> policies_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, tandem::v1::EdgeModelPolicy> policies_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem

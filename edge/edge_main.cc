@@ -1,7 +1,8 @@
 // tandem-edge: the edge agent daemon.
 //
 //   tandem-edge --listen=unix:/run/tandem/edge.sock,127.0.0.1:8600
-//               --cloud=cloud.example:8500 --model_repository=/var/lib/tandem/models
+//               --cloud=cloud.example:8500
+//               --model_repository=/var/lib/tandem/models
 //               [--config=/etc/tandem/edge.pbtxt] [--port_file=PATH]
 //
 // Flags override the config file (protobuf text, tandem.v1.EdgeConfig).
@@ -24,16 +25,21 @@
 #include "edge/edge_agent.h"
 #include "edge/edge_server.h"
 
-ABSL_FLAG(std::string, listen, "", "Comma-separated unix:PATH and/or HOST:PORT addresses");
+ABSL_FLAG(std::string, listen, "",
+          "Comma-separated unix:PATH and/or HOST:PORT addresses");
 ABSL_FLAG(std::string, cloud, "", "Cloud server address (empty: edge-only)");
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory");
-ABSL_FLAG(std::string, config, "", "EdgeConfig in protobuf text format (re-read on SIGHUP)");
-ABSL_FLAG(std::string, port_file, "", "Write the first bound TCP port here once serving");
+ABSL_FLAG(std::string, config, "",
+          "EdgeConfig in protobuf text format (re-read on SIGHUP)");
+ABSL_FLAG(std::string, port_file, "",
+          "Write the first bound TCP port here once serving");
 ABSL_FLAG(int32_t, worker_threads, 0, "Inference threads (default 2)");
 ABSL_FLAG(int32_t, intra_op_threads, 0, "Threads per LibTorch op (default 1)");
-ABSL_FLAG(int32_t, cloud_timeout_ms, 0, "Cloud call timeout without a request deadline");
+ABSL_FLAG(int32_t, cloud_timeout_ms, 0,
+          "Cloud call timeout without a request deadline");
 ABSL_FLAG(std::vector<std::string>, split, {},
-          "Per-model split points, e.g. fmnist_branchy=2,camera_branchy=3 (-1: edge-only)");
+          "Per-model split points, e.g. fmnist_branchy=2,camera_branchy=3 (-1: "
+          "edge-only)");
 
 namespace tandem {
 namespace {
@@ -41,7 +47,8 @@ namespace {
 absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
   tandem::v1::EdgeConfig config;
   if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::Status status = ReadTextProtoFile(absl::GetFlag(FLAGS_config), &config);
+    absl::Status status =
+        ReadTextProtoFile(absl::GetFlag(FLAGS_config), &config);
     if (!status.ok()) return status;
   }
   if (!absl::GetFlag(FLAGS_listen).empty()) {
@@ -51,7 +58,8 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
       config.add_listen(std::string(address));
     }
   }
-  if (!absl::GetFlag(FLAGS_cloud).empty()) config.set_cloud(absl::GetFlag(FLAGS_cloud));
+  if (!absl::GetFlag(FLAGS_cloud).empty())
+    config.set_cloud(absl::GetFlag(FLAGS_cloud));
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
     config.set_model_repository(absl::GetFlag(FLAGS_model_repository));
   }
@@ -68,7 +76,8 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
     std::pair<std::string, std::string> parts = absl::StrSplit(entry, '=');
     int split;
     if (parts.first.empty() || !absl::SimpleAtoi(parts.second, &split)) {
-      return absl::InvalidArgumentError("--split wants MODEL=K entries, got '" + entry + "'");
+      return absl::InvalidArgumentError("--split wants MODEL=K entries, got '" +
+                                        entry + "'");
     }
     tandem::v1::EdgeModelPolicy* policy = nullptr;
     for (auto& existing : *config.mutable_models()) {
@@ -86,7 +95,8 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
 void Reload(EdgeServer& server) {
   (void)NotifySystemd("RELOADING=1");
   absl::StatusOr<tandem::v1::EdgeConfig> config = ConfigFromFlags();
-  absl::Status status = config.ok() ? server.agent()->Reload(*config) : config.status();
+  absl::Status status =
+      config.ok() ? server.agent()->Reload(*config) : config.status();
   if (status.ok()) {
     TANDEM_LOG(INFO) << "SIGHUP: configuration reloaded";
   } else {
@@ -101,13 +111,15 @@ int Main() {
     TANDEM_LOG(ERROR) << config.status();
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(*std::move(config));
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server =
+      EdgeServer::Start(*std::move(config));
   if (!server.ok()) {
     TANDEM_LOG(ERROR) << "cannot start: " << server.status();
     return 1;
   }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    absl::Status status = WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+    absl::Status status =
+        WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
     if (!status.ok()) TANDEM_LOG(ERROR) << status;
   }
   (void)NotifySystemd("READY=1\nSTATUS=serving");
@@ -131,7 +143,8 @@ int Main() {
 
 int main(int argc, char** argv) {
   tandem::BlockTerminationSignals();
-  absl::SetProgramUsageMessage("The Tandem edge agent: split inference between edge and cloud.");
+  absl::SetProgramUsageMessage(
+      "The Tandem edge agent: split inference between edge and cloud.");
   absl::ParseCommandLine(argc, argv);
   return tandem::Main();
 }

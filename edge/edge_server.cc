@@ -16,7 +16,8 @@
 
 namespace tandem {
 
-absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeConfig config) {
+absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
+    tandem::v1::EdgeConfig config) {
   config = WithEdgeDefaults(std::move(config));
   std::unique_ptr<EdgeServer> server(new EdgeServer());
   server->drain_timeout_ms_ = config.drain_timeout_ms();
@@ -24,9 +25,10 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeCo
   DeadlineExecutor::Options executor_options;
   executor_options.threads = config.worker_threads();
   executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
-  server->executor_ = std::make_unique<DeadlineExecutor>(std::move(executor_options));
-  server->service_ =
-      std::make_unique<EdgeServiceImpl>(server->agent_.get(), server->executor_.get());
+  server->executor_ =
+      std::make_unique<DeadlineExecutor>(std::move(executor_options));
+  server->service_ = std::make_unique<EdgeServiceImpl>(server->agent_.get(),
+                                                       server->executor_.get());
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
       NewServerBuilder(config.limits().max_message_bytes());
@@ -46,12 +48,15 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(tandem::v1::EdgeCo
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", absl::StrJoin(config.listen(), ", ")));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", absl::StrJoin(config.listen(), ", ")));
   }
-  SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(), true);
-  TANDEM_LOG(INFO) << "tandem-edge serving on " << absl::StrJoin(config.listen(), ", ")
-                   << (config.cloud().empty() ? " (edge-only)" : ", cloud at " + config.cloud());
+  SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(),
+           true);
+  TANDEM_LOG(INFO) << "tandem-edge serving on "
+                   << absl::StrJoin(config.listen(), ", ")
+                   << (config.cloud().empty() ? " (edge-only)"
+                                              : ", cloud at " + config.cloud());
   return server;
 }
 
@@ -68,7 +73,8 @@ void EdgeServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) {
-    SetReady(server_.get(), tandem::v1::EdgeService::service_full_name(), false);
+    SetReady(server_.get(), tandem::v1::EdgeService::service_full_name(),
+             false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(drain_timeout_ms_));
   }

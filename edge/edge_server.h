@@ -25,7 +25,8 @@ class EdgeServiceImpl;
 
 class EdgeServer {
  public:
-  static absl::StatusOr<std::unique_ptr<EdgeServer>> Start(tandem::v1::EdgeConfig config);
+  static absl::StatusOr<std::unique_ptr<EdgeServer>> Start(
+      tandem::v1::EdgeConfig config);
   ~EdgeServer();  // Shutdown().
 
   // Bound TCP ports, in the order of config.listen (0 for unix sockets).

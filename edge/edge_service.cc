@@ -8,17 +8,19 @@ namespace tandem {
 EdgeServiceImpl::EdgeServiceImpl(EdgeAgent* agent, DeadlineExecutor* executor)
     : agent_(agent), executor_(executor) {}
 
-grpc::ServerUnaryReactor* EdgeServiceImpl::Infer(grpc::CallbackServerContext* context,
-                                                 const tandem::v1::InferRequest* request,
-                                                 tandem::v1::InferResponse* response) {
+grpc::ServerUnaryReactor* EdgeServiceImpl::Infer(
+    grpc::CallbackServerContext* context,
+    const tandem::v1::InferRequest* request,
+    tandem::v1::InferResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time received = RealClock()->Now();
   const auto chrono_deadline = context->deadline();
-  const absl::Time deadline = chrono_deadline == std::chrono::system_clock::time_point::max()
-                                  ? absl::InfiniteFuture()
-                                  : absl::FromChrono(chrono_deadline);
-  const absl::Status queued =
-      executor_->Submit(deadline, [this, request, response, reactor, received, deadline] {
+  const absl::Time deadline =
+      chrono_deadline == std::chrono::system_clock::time_point::max()
+          ? absl::InfiniteFuture()
+          : absl::FromChrono(chrono_deadline);
+  const absl::Status queued = executor_->Submit(
+      deadline, [this, request, response, reactor, received, deadline] {
         absl::StatusOr<tandem::v1::InferResponse> result =
             agent_->Infer(*request, received, deadline);
         if (result.ok()) *response = *std::move(result);
@@ -28,18 +30,19 @@ grpc::ServerUnaryReactor* EdgeServiceImpl::Infer(grpc::CallbackServerContext* co
   return reactor;
 }
 
-grpc::ServerUnaryReactor* EdgeServiceImpl::ListModels(grpc::CallbackServerContext* context,
-                                                      const tandem::v1::ListModelsRequest*,
-                                                      tandem::v1::ListModelsResponse* response) {
+grpc::ServerUnaryReactor* EdgeServiceImpl::ListModels(
+    grpc::CallbackServerContext* context, const tandem::v1::ListModelsRequest*,
+    tandem::v1::ListModelsResponse* response) {
   *response = agent_->ListModels();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-grpc::ServerUnaryReactor* EdgeServiceImpl::GetPlan(grpc::CallbackServerContext* context,
-                                                   const tandem::v1::GetPlanRequest* request,
-                                                   tandem::v1::GetPlanResponse* response) {
+grpc::ServerUnaryReactor* EdgeServiceImpl::GetPlan(
+    grpc::CallbackServerContext* context,
+    const tandem::v1::GetPlanRequest* request,
+    tandem::v1::GetPlanResponse* response) {
   absl::StatusOr<tandem::v1::Plan> plan = agent_->GetPlan(*request);
   if (plan.ok()) *response->mutable_plan() = *std::move(plan);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -48,9 +51,11 @@ grpc::ServerUnaryReactor* EdgeServiceImpl::GetPlan(grpc::CallbackServerContext* 
 }
 
 grpc::ServerUnaryReactor* EdgeServiceImpl::GetProfile(
-    grpc::CallbackServerContext* context, const tandem::v1::GetEdgeProfileRequest* request,
+    grpc::CallbackServerContext* context,
+    const tandem::v1::GetEdgeProfileRequest* request,
     tandem::v1::SavedProfile* response) {
-  absl::StatusOr<tandem::v1::SavedProfile> saved = agent_->GetProfile(request->model_name());
+  absl::StatusOr<tandem::v1::SavedProfile> saved =
+      agent_->GetProfile(request->model_name());
   if (saved.ok()) *response = *std::move(saved);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(saved.status()));

@@ -19,15 +19,18 @@ class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
                                   const tandem::v1::InferRequest* request,
                                   tandem::v1::InferResponse* response) override;
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const tandem::v1::ListModelsRequest* request,
-                                       tandem::v1::ListModelsResponse* response) override;
-  grpc::ServerUnaryReactor* GetPlan(grpc::CallbackServerContext* context,
-                                    const tandem::v1::GetPlanRequest* request,
-                                    tandem::v1::GetPlanResponse* response) override;
-  grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* context,
-                                       const tandem::v1::GetEdgeProfileRequest* request,
-                                       tandem::v1::SavedProfile* response) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::ListModelsRequest* request,
+      tandem::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetPlan(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::GetPlanRequest* request,
+      tandem::v1::GetPlanResponse* response) override;
+  grpc::ServerUnaryReactor* GetProfile(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::GetEdgeProfileRequest* request,
+      tandem::v1::SavedProfile* response) override;
 
  private:
   EdgeAgent* const agent_;

@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 absl::StatusOr<double> ReadNumber(const fs::path& path) {
   std::ifstream in(path);
   double value = 0;
-  if (!(in >> value)) return absl::UnavailableError(absl::StrCat("cannot read ", path.string()));
+  if (!(in >> value))
+    return absl::UnavailableError(absl::StrCat("cannot read ", path.string()));
   return value;
 }
 
@@ -25,7 +26,8 @@ absl::StatusOr<double> ReadNumber(const fs::path& path) {
 // max_energy_range_uj.
 class RaplMeter : public EnergyMeter {
  public:
-  RaplMeter(fs::path energy, double range_uj) : energy_(std::move(energy)), range_uj_(range_uj) {}
+  RaplMeter(fs::path energy, double range_uj)
+      : energy_(std::move(energy)), range_uj_(range_uj) {}
   std::string name() const override { return "rapl"; }
   absl::StatusOr<double> ReadMillijoules() override {
     absl::StatusOr<double> uj = ReadNumber(energy_);
@@ -46,7 +48,8 @@ class RaplMeter : public EnergyMeter {
 // the time between reads.
 class Ina3221Meter : public EnergyMeter {
  public:
-  Ina3221Meter(std::vector<fs::path> rails, Clock* clock) : rails_(std::move(rails)), clock_(clock) {}
+  Ina3221Meter(std::vector<fs::path> rails, Clock* clock)
+      : rails_(std::move(rails)), clock_(clock) {}
   std::string name() const override { return "ina3221"; }
   absl::StatusOr<double> ReadMillijoules() override {
     double mw = 0;
@@ -58,7 +61,8 @@ class Ina3221Meter : public EnergyMeter {
     const absl::Time now = clock_->Now();
     if (last_read_ != absl::InfinitePast()) {
       // Trapezoid between the two readings.
-      total_mj_ += (mw + last_mw_) / 2 * absl::ToDoubleSeconds(now - last_read_);
+      total_mj_ +=
+          (mw + last_mw_) / 2 * absl::ToDoubleSeconds(now - last_read_);
     }
     last_read_ = now;
     last_mw_ = mw;
@@ -83,7 +87,9 @@ class NvmlMeter : public EnergyMeter {
   std::string name() const override { return "nvml"; }
   absl::StatusOr<double> ReadMillijoules() override {
     unsigned long long mj = 0;
-    if (get_(device_, &mj) != 0) return absl::UnavailableError("nvmlDeviceGetTotalEnergyConsumption failed");
+    if (get_(device_, &mj) != 0)
+      return absl::UnavailableError(
+          "nvmlDeviceGetTotalEnergyConsumption failed");
     return static_cast<double>(mj);
   }
 
@@ -103,8 +109,8 @@ std::unique_ptr<EnergyMeter> TryNvml() {
       dlsym(library, "nvmlDeviceGetTotalEnergyConsumption"));
   void* device = nullptr;
   unsigned long long probe = 0;
-  if (init == nullptr || handle == nullptr || energy == nullptr || init() != 0 ||
-      handle(0, &device) != 0 || energy(device, &probe) != 0) {
+  if (init == nullptr || handle == nullptr || energy == nullptr ||
+      init() != 0 || handle(0, &device) != 0 || energy(device, &probe) != 0) {
     dlclose(library);
     return nullptr;
   }
@@ -121,7 +127,8 @@ std::unique_ptr<EnergyMeter> TryIna3221(const fs::path& sysfs, Clock* clock) {
     if (!(name_file >> name) || !absl::StartsWith(name, "ina3221")) continue;
     for (const auto& file : fs::directory_iterator(dir.path(), ec)) {
       const std::string f = file.path().filename().string();
-      if (absl::StartsWith(f, "power") && absl::EndsWith(f, "_input")) rails.push_back(file.path());
+      if (absl::StartsWith(f, "power") && absl::EndsWith(f, "_input"))
+        rails.push_back(file.path());
     }
   }
   if (rails.empty()) return nullptr;
@@ -140,7 +147,8 @@ std::unique_ptr<EnergyMeter> TryRapl(const fs::path& sysfs) {
 
 }  // namespace
 
-std::unique_ptr<EnergyMeter> DetectEnergyMeter(const std::string& sysfs_root, Clock* clock) {
+std::unique_ptr<EnergyMeter> DetectEnergyMeter(const std::string& sysfs_root,
+                                               Clock* clock) {
   if (sysfs_root == "/sys") {
     if (auto nvml = TryNvml()) return nvml;
   }

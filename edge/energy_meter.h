@@ -26,7 +26,8 @@ class EnergyMeter {
 
 // The first meter that answers, in the order NVML, INA3221, RAPL; null when
 // none does. `sysfs_root` is "/sys" except in tests.
-std::unique_ptr<EnergyMeter> DetectEnergyMeter(const std::string& sysfs_root, Clock* clock);
+std::unique_ptr<EnergyMeter> DetectEnergyMeter(const std::string& sysfs_root,
+                                               Clock* clock);
 
 }  // namespace tandem
 

@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 class EnergyMeterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("tandem_sysfs_" + std::to_string(getpid()));
+    root_ = fs::temp_directory_path() /
+            ("tandem_sysfs_" + std::to_string(getpid()));
     fs::remove_all(root_);
   }
   void TearDown() override { fs::remove_all(root_); }

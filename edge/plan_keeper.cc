@@ -11,20 +11,25 @@
 namespace tandem {
 namespace {
 
-double Or(double value, double fallback) { return value > 0 ? value : fallback; }
+double Or(double value, double fallback) {
+  return value > 0 ? value : fallback;
+}
 
 EnergyModel EnergyFor(const tandem::v1::EnergyConfig& config) {
   EnergyModel energy;
-  energy.device = DevicePowerPreset(config.device().empty() ? "jetson_nano_10w" : config.device())
+  energy.device = DevicePowerPreset(config.device().empty() ? "jetson_nano_10w"
+                                                            : config.device())
                       .value_or(DevicePower{10.0, 1.5});
   if (config.compute_w() > 0) energy.device.compute_w = config.compute_w();
   if (config.idle_w() > 0) energy.device.idle_w = config.idle_w();
-  energy.radio = RadioPowerPreset(config.link_type().empty() ? "wifi" : config.link_type())
-                     .value_or(RadioPower{283.17, 132.86});
+  energy.radio =
+      RadioPowerPreset(config.link_type().empty() ? "wifi" : config.link_type())
+          .value_or(RadioPower{283.17, 132.86});
   return energy;
 }
 
-NetworkEstimator::Options EstimatorOptions(const tandem::v1::AdaptationConfig& config) {
+NetworkEstimator::Options EstimatorOptions(
+    const tandem::v1::AdaptationConfig& config) {
   NetworkEstimator::Options options;
   options.initial_uplink_mbit = config.assumed_uplink_mbit();
   options.initial_rtt_ms = config.assumed_rtt_ms();
@@ -35,13 +40,17 @@ NetworkEstimator::Options EstimatorOptions(const tandem::v1::AdaptationConfig& c
 // The alternative of `plan` that is `current` (same split, exits, encoding).
 const tandem::v1::PlanAlternative* Find(const tandem::v1::Plan& plan,
                                         const tandem::v1::Plan& current) {
-  const int forced = current.has_forced_exit_block() ? current.forced_exit_block() : -1;
+  const int forced =
+      current.has_forced_exit_block() ? current.forced_exit_block() : -1;
   float threshold = 2.0f;  // Exits off unless the current plan has some.
-  for (const auto& [block, t] : current.exit_thresholds()) threshold = forced >= 0 ? 0.0f : t;
+  for (const auto& [block, t] : current.exit_thresholds())
+    threshold = forced >= 0 ? 0.0f : t;
   for (const auto& a : plan.alternatives()) {
-    if (a.split_point() == current.split_point() && a.forced_exit_block() == forced &&
+    if (a.split_point() == current.split_point() &&
+        a.forced_exit_block() == forced &&
         (a.exit_threshold() > 1.0f) == (threshold > 1.0f) &&
-        (threshold > 1.0f || std::fabs(a.exit_threshold() - threshold) < 1e-6f) &&
+        (threshold > 1.0f ||
+         std::fabs(a.exit_threshold() - threshold) < 1e-6f) &&
         (a.offload_probability() == 0 || a.encoding() == current.encoding())) {
       return &a;
     }
@@ -56,7 +65,8 @@ bool Outside(double now, double then, double band) {
 
 }  // namespace
 
-PlanKeeper::PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud, Clock* clock)
+PlanKeeper::PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
+                       Clock* clock)
     : config_(config),
       cloud_(cloud),
       clock_(clock),
@@ -64,13 +74,14 @@ PlanKeeper::PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud, C
       network_(EstimatorOptions(config.adaptation()), clock) {}
 
 absl::StatusOr<std::unique_ptr<PlanKeeper>> PlanKeeper::Create(
-    const tandem::v1::EdgeConfig& config, const ModelRepository* repository, CloudLink* cloud,
-    Clock* clock) {
+    const tandem::v1::EdgeConfig& config, const ModelRepository* repository,
+    CloudLink* cloud, Clock* clock) {
   std::unique_ptr<PlanKeeper> keeper(new PlanKeeper(config, cloud, clock));
   ProfileOptions options;
   options.runs = static_cast<int>(Or(config.adaptation().profile_runs(), 20));
   for (const ProgressiveModel* model : repository->models()) {
-    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile, ProfileModel(*model, options));
+    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile,
+                     ProfileModel(*model, options));
     keeper->models_[model->name()] = model;
     absl::MutexLock lock(&keeper->mu_);
     ModelState& state = keeper->states_[model->name()];
@@ -92,8 +103,9 @@ PlanKeeper::~PlanKeeper() {
   if (prober_.joinable()) prober_.join();
 }
 
-PlannerInput PlanKeeper::InputFor(const ProgressiveModel& model, const ModelState& state,
-                                  const tandem::v1::NetworkState& network) const {
+PlannerInput PlanKeeper::InputFor(
+    const ProgressiveModel& model, const ModelState& state,
+    const tandem::v1::NetworkState& network) const {
   PlannerInput input;
   input.config = &model.config();
   input.edge = &state.edge;
@@ -107,14 +119,17 @@ PlannerInput PlanKeeper::InputFor(const ProgressiveModel& model, const ModelStat
   return input;
 }
 
-PlanConstraints PlanKeeper::ConstraintsFor(const ProgressiveModel& model,
-                                           const tandem::v1::EdgeModelPolicy& policy,
-                                           const Sla& sla) const {
+PlanConstraints PlanKeeper::ConstraintsFor(
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+    const Sla& sla) const {
   PlanConstraints constraints;
-  constraints.objective = ParseObjective(policy.objective().empty() ? "latency" : policy.objective())
-                              .value_or(tandem::v1::OBJECTIVE_MIN_LATENCY);
+  constraints.objective =
+      ParseObjective(policy.objective().empty() ? "latency"
+                                                : policy.objective())
+          .value_or(tandem::v1::OBJECTIVE_MIN_LATENCY);
   constraints.deadline = sla.deadline;
-  if (constraints.deadline == absl::InfiniteDuration() && policy.default_deadline_ms() > 0) {
+  if (constraints.deadline == absl::InfiniteDuration() &&
+      policy.default_deadline_ms() > 0) {
     constraints.deadline = absl::Milliseconds(policy.default_deadline_ms());
   }
   constraints.min_accuracy = sla.min_accuracy;
@@ -126,7 +141,8 @@ PlanConstraints PlanKeeper::ConstraintsFor(const ProgressiveModel& model,
   return constraints;
 }
 
-bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current, const tandem::v1::Plan& fresh) {
+bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current,
+                             const tandem::v1::Plan& fresh) {
   // Switching pays only for a clear gain: near-ties would make plans flap
   // with every noisy measurement.
   constexpr double kGain = 0.10;
@@ -151,7 +167,8 @@ bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current, const tandem::v1::
   return current_cost <= best_cost * (1 + kGain);
 }
 
-bool PlanKeeper::NeedsReplan(const ModelState& state, const std::string& policy) const {
+bool PlanKeeper::NeedsReplan(const ModelState& state,
+                             const std::string& policy) const {
   const double band = Or(config_.adaptation().hysteresis(), 0.25);
   const absl::Duration interval =
       absl::Milliseconds(Or(config_.adaptation().replan_interval_ms(), 5000));
@@ -162,10 +179,12 @@ bool PlanKeeper::NeedsReplan(const ModelState& state, const std::string& policy)
 }
 
 absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
-    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) {
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+    const Sla& sla) {
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model.name());
-  if (it == states_.end()) return absl::NotFoundError("no profile for " + model.name());
+  if (it == states_.end())
+    return absl::NotFoundError("no profile for " + model.name());
   ModelState& state = it->second;
   ASSIGN_OR_RETURN(std::shared_ptr<const tandem::v1::Plan> shared,
                    DefaultPlan(model, policy, state));
@@ -174,33 +193,40 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
   const bool meets_deadline = sla.deadline == absl::InfiniteDuration() ||
                               shared->predicted_tail_latency_ms() <=
                                   absl::ToDoubleMilliseconds(sla.deadline);
-  const bool meets_accuracy = shared->predicted_accuracy() + 1e-6 >= sla.min_accuracy;
+  const bool meets_accuracy =
+      shared->predicted_accuracy() + 1e-6 >= sla.min_accuracy;
   if (meets_deadline && meets_accuracy) return shared;
-  ASSIGN_OR_RETURN(tandem::v1::Plan own, ChoosePlan(InputFor(model, state, network_.State()),
-                                                    ConstraintsFor(model, policy, sla)));
+  ASSIGN_OR_RETURN(tandem::v1::Plan own,
+                   ChoosePlan(InputFor(model, state, network_.State()),
+                              ConstraintsFor(model, policy, sla)));
   return std::make_shared<const tandem::v1::Plan>(std::move(own));
 }
 
 absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
-    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, ModelState& state) {
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+    ModelState& state) {
   const std::string policy_key = policy.SerializeAsString();
   if (!NeedsReplan(state, policy_key)) return state.plan;
   PlanConstraints constraints = ConstraintsFor(model, policy, Sla{});
   constraints.explain = state.plan != nullptr;
-  ASSIGN_OR_RETURN(tandem::v1::Plan plan,
-                   ChoosePlan(InputFor(model, state, network_.State()), constraints));
+  ASSIGN_OR_RETURN(
+      tandem::v1::Plan plan,
+      ChoosePlan(InputFor(model, state, network_.State()), constraints));
   state.planned_uplink = network_.uplink_mbit();
   state.planned_rtt = network_.rtt_ms();
   state.planned_at = clock_->Now();
-  if (constraints.explain && state.planned_policy == policy_key && KeepCurrent(*state.plan, plan)) {
+  if (constraints.explain && state.planned_policy == policy_key &&
+      KeepCurrent(*state.plan, plan)) {
     return state.plan;
   }
   plan.clear_alternatives();
   auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
-  if (state.plan == nullptr || state.plan->split_point() != shared->split_point() ||
+  if (state.plan == nullptr ||
+      state.plan->split_point() != shared->split_point() ||
       state.plan->encoding() != shared->encoding()) {
-    TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason() << " (uplink "
-                     << network_.uplink_mbit() << " Mbit/s, rtt " << network_.rtt_ms() << " ms)";
+    TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason()
+                     << " (uplink " << network_.uplink_mbit() << " Mbit/s, rtt "
+                     << network_.rtt_ms() << " ms)";
   }
   state.plan = shared;
   state.planned_policy = policy_key;
@@ -208,30 +234,35 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   return shared;
 }
 
-absl::StatusOr<tandem::v1::Plan> PlanKeeper::Explain(const ProgressiveModel& model,
-                                                     const tandem::v1::EdgeModelPolicy& policy,
-                                                     const tandem::v1::GetPlanRequest& request) {
+absl::StatusOr<tandem::v1::Plan> PlanKeeper::Explain(
+    const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+    const tandem::v1::GetPlanRequest& request) {
   tandem::v1::EdgeModelPolicy what_if = policy;
   if (request.has_objective()) {
-    static constexpr const char* kNames[] = {"latency", "energy", "accuracy", "cloud"};
+    static constexpr const char* kNames[] = {"latency", "energy", "accuracy",
+                                             "cloud"};
     what_if.set_objective(kNames[std::clamp<int>(request.objective(), 0, 3)]);
   }
   Sla sla;
-  if (request.has_deadline_ms()) sla.deadline = absl::Milliseconds(request.deadline_ms());
+  if (request.has_deadline_ms())
+    sla.deadline = absl::Milliseconds(request.deadline_ms());
   if (request.has_min_accuracy()) sla.min_accuracy = request.min_accuracy();
   PlanConstraints constraints = ConstraintsFor(model, what_if, sla);
   constraints.explain = request.explain();
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model.name());
-  if (it == states_.end()) return absl::NotFoundError("no profile for " + model.name());
+  if (it == states_.end())
+    return absl::NotFoundError("no profile for " + model.name());
   tandem::v1::NetworkState network = network_.State();
   if (request.has_network()) network = request.network();
   return ChoosePlan(InputFor(model, it->second, network), constraints);
 }
 
-absl::StatusOr<tandem::v1::SavedProfile> PlanKeeper::Saved(const std::string& name) const {
+absl::StatusOr<tandem::v1::SavedProfile> PlanKeeper::Saved(
+    const std::string& name) const {
   const auto model = models_.find(name);
-  if (model == models_.end()) return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
+  if (model == models_.end())
+    return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
   absl::MutexLock lock(&mu_);
   const ModelState& state = states_.at(name);
   tandem::v1::SavedProfile saved;
@@ -241,7 +272,8 @@ absl::StatusOr<tandem::v1::SavedProfile> PlanKeeper::Saved(const std::string& na
   *saved.mutable_network() = network_.State();
   saved.mutable_network()->set_link_type(config_.energy().link_type());
   saved.set_cloud_queue_ms(state.cloud_queue_ms);
-  saved.set_assumed_cloud_speedup(Or(config_.adaptation().assumed_cloud_speedup(), 1.0));
+  saved.set_assumed_cloud_speedup(
+      Or(config_.adaptation().assumed_cloud_speedup(), 1.0));
   saved.set_compute_w(energy_.device.compute_w);
   saved.set_idle_w(energy_.device.idle_w);
   saved.set_radio_alpha_mw_per_mbit(energy_.radio.alpha_mw_per_mbit);
@@ -262,11 +294,13 @@ void PlanKeeper::OnLocalBlocks(const ProgressiveModel& model, int begin,
     Ewma& ewma = state.block_us[b];
     ewma.Add(absl::ToDoubleMicroseconds(times[i]));
     tandem::v1::BlockProfile* block = state.edge.mutable_blocks(b);
-    block->set_latency_us(std::max(1.0, ewma.value() - block->exit_latency_us()));
+    block->set_latency_us(
+        std::max(1.0, ewma.value() - block->exit_latency_us()));
   }
 }
 
-void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time, bool completed) {
+void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
+                            bool completed) {
   absl::MutexLock lock(&mu_);
   if (!completed) {
     network_.AddIncompleteTransfer(bytes, network_time);
@@ -276,13 +310,15 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time, bool com
   network_.AddTransfer(bytes, network_time, std::min(rtt, network_time));
 }
 
-absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model, int begin, int end) const {
+absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model,
+                                         int begin, int end) const {
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model.name());
   if (it == states_.end()) return absl::ZeroDuration();
   double us = 0;
   for (int b = begin; b < end; ++b) {
-    us += it->second.edge.blocks(b).latency_us() + it->second.edge.blocks(b).exit_latency_us();
+    us += it->second.edge.blocks(b).latency_us() +
+          it->second.edge.blocks(b).exit_latency_us();
   }
   return absl::Microseconds(us);
 }
@@ -295,8 +331,9 @@ tandem::v1::NetworkState PlanKeeper::Network() const {
 double PlanKeeper::EnergyMj(absl::Duration compute, absl::Duration transfer,
                             absl::Duration waiting) const {
   absl::MutexLock lock(&mu_);
-  return energy_.EnergyMj(absl::ToDoubleMilliseconds(compute), absl::ToDoubleMilliseconds(transfer),
-                          network_.uplink_mbit(), absl::ToDoubleMilliseconds(waiting));
+  return energy_.EnergyMj(
+      absl::ToDoubleMilliseconds(compute), absl::ToDoubleMilliseconds(transfer),
+      network_.uplink_mbit(), absl::ToDoubleMilliseconds(waiting));
 }
 
 int PlanKeeper::replans() const {
@@ -311,7 +348,8 @@ void PlanKeeper::ProbeLoop() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      auto stop = [this]()
+                      ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
       if (mu_.AwaitWithTimeout(absl::Condition(&stop), interval / 2)) return;
       if (!network_.NeedsProbe()) continue;
     }
@@ -353,7 +391,8 @@ void PlanKeeper::RefreshCloudProfiles() {
         cloud_->GetProfile(name, clock_->Now() + absl::Seconds(2));
     if (!response.ok()) continue;
     bool measured = response->profile().blocks_size() == model->num_blocks();
-    for (const auto& block : response->profile().blocks()) measured &= block.latency_us() > 0;
+    for (const auto& block : response->profile().blocks())
+      measured &= block.latency_us() > 0;
     absl::MutexLock lock(&mu_);
     ModelState& state = states_[name];
     state.cloud_queue_ms = response->queue_us_ewma() / 1000;

@@ -46,30 +46,30 @@ class PlanKeeper {
 
   // Profiles every model of `repository` (both must outlive the keeper).
   // `cloud` may be null (edge-only).
-  static absl::StatusOr<std::unique_ptr<PlanKeeper>> Create(const tandem::v1::EdgeConfig& config,
-                                                            const ModelRepository* repository,
-                                                            CloudLink* cloud, Clock* clock);
+  static absl::StatusOr<std::unique_ptr<PlanKeeper>> Create(
+      const tandem::v1::EdgeConfig& config, const ModelRepository* repository,
+      CloudLink* cloud, Clock* clock);
   ~PlanKeeper();
 
   // The plan for one request. FAILED_PRECONDITION (naming the constraint)
   // when nothing meets the request's SLA.
   absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanFor(
-      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, const Sla& sla)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+      const Sla& sla) ABSL_LOCKS_EXCLUDED(mu_);
 
   // GetPlan: the plan under the live estimates, or under the conditions the
   // request names, with every alternative.
-  absl::StatusOr<tandem::v1::Plan> Explain(const ProgressiveModel& model,
-                                           const tandem::v1::EdgeModelPolicy& policy,
-                                           const tandem::v1::GetPlanRequest& request)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<tandem::v1::Plan> Explain(
+      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+      const tandem::v1::GetPlanRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<tandem::v1::SavedProfile> Saved(const std::string& model) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Measurements from requests.
   void OnLocalBlocks(const ProgressiveModel& model, int begin,
-                     const std::vector<absl::Duration>& times) ABSL_LOCKS_EXCLUDED(mu_);
+                     const std::vector<absl::Duration>& times)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // An offload of `bytes` whose network share (round trip minus cloud queue
   // and compute) took `network_time`; `completed` false when it was cut off,
   // which still bounds the bandwidth from above.
@@ -77,13 +77,13 @@ class PlanKeeper {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Expected time to run blocks [begin, end) here.
-  absl::Duration EstimateLocal(const ProgressiveModel& model, int begin, int end) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Duration EstimateLocal(const ProgressiveModel& model, int begin,
+                               int end) const ABSL_LOCKS_EXCLUDED(mu_);
 
   tandem::v1::NetworkState Network() const ABSL_LOCKS_EXCLUDED(mu_);
   // The energy model's figure for one request, at the current uplink estimate.
-  double EnergyMj(absl::Duration compute, absl::Duration transfer, absl::Duration waiting) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  double EnergyMj(absl::Duration compute, absl::Duration transfer,
+                  absl::Duration waiting) const ABSL_LOCKS_EXCLUDED(mu_);
   int replans() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -98,22 +98,25 @@ class PlanKeeper {
     std::string planned_policy;  // Serialized policy the plan was made for.
   };
 
-  PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud, Clock* clock);
+  PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
+             Clock* clock);
   PlannerInput InputFor(const ProgressiveModel& model, const ModelState& state,
                         const tandem::v1::NetworkState& network) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PlanConstraints ConstraintsFor(const ProgressiveModel& model,
-                                 const tandem::v1::EdgeModelPolicy& policy, const Sla& sla) const;
+                                 const tandem::v1::EdgeModelPolicy& policy,
+                                 const Sla& sla) const;
   bool NeedsReplan(const ModelState& state, const std::string& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The model's shared plan for requests without an SLA of their own,
   // re-made when NeedsReplan says so.
   absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> DefaultPlan(
-      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy, ModelState& state)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
+      ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `current` stays although `fresh` (made with explain) chose
   // otherwise: it is still feasible and within 10% of the best.
-  static bool KeepCurrent(const tandem::v1::Plan& current, const tandem::v1::Plan& fresh);
+  static bool KeepCurrent(const tandem::v1::Plan& current,
+                          const tandem::v1::Plan& fresh);
   void ProbeLoop();
   void Probe();
   void RefreshCloudProfiles();

@@ -9,8 +9,10 @@
 
 namespace tandem {
 
-absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model, const at::Tensor& input,
-                                            int begin, int end, const ExitThresholds& thresholds) {
+absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model,
+                                            const at::Tensor& input, int begin,
+                                            int end,
+                                            const ExitThresholds& thresholds) {
   if (begin < 0 || end > model.num_blocks() || begin > end) {
     return absl::InvalidArgumentError("block range outside the model");
   }
@@ -27,8 +29,9 @@ absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model, const
     if (model.HasExit(b) && (final_exit || threshold != thresholds.end())) {
       ASSIGN_OR_RETURN(ExitEvaluation exit, model.EvaluateExit(b, run.output));
       const float needed = final_exit ? 0.0f : threshold->second;
-      const bool confident = std::all_of(exit.confidence.begin(), exit.confidence.end(),
-                                         [needed](float c) { return c >= needed; });
+      const bool confident =
+          std::all_of(exit.confidence.begin(), exit.confidence.end(),
+                      [needed](float c) { return c >= needed; });
       run.exit = std::move(exit);
       run.best_block = b;
       if (confident) {
@@ -43,7 +46,8 @@ absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model, const
   return run;
 }
 
-void TopK(const ExitEvaluation& exit, int sample, int k, const tandem::v1::ModelConfig& config,
+void TopK(const ExitEvaluation& exit, int sample, int k,
+          const tandem::v1::ModelConfig& config,
           google::protobuf::RepeatedPtrField<tandem::v1::ClassScore>* out) {
   out->Clear();
   const at::Tensor probabilities = exit.probabilities[sample];
@@ -55,7 +59,8 @@ void TopK(const ExitEvaluation& exit, int sample, int k, const tandem::v1::Model
     tandem::v1::ClassScore* score = out->Add();
     score->set_index(static_cast<int32_t>(index[i]));
     score->set_probability(value[i]);
-    if (index[i] < config.labels_size()) score->set_label(config.labels(index[i]));
+    if (index[i] < config.labels_size())
+      score->set_label(config.labels(index[i]));
   }
 }
 

@@ -1,8 +1,8 @@
 // Runs a range of a progressive model's blocks with early exits: the shared
 // inner loop of the edge agent and the cloud server.
 //
-//   ASSIGN_OR_RETURN(BlockRun run, RunBlocksWithExits(model, x, 0, k, thresholds));
-//   if (run.exited) Answer(TopK(run.exit, 3, model.config()));
+//   ASSIGN_OR_RETURN(BlockRun run, RunBlocksWithExits(model, x, 0, k,
+//   thresholds)); if (run.exited) Answer(TopK(run.exit, 3, model.config()));
 //   else Offload(run.output);
 //
 // Thread-safe as ProgressiveModel is.
@@ -38,7 +38,8 @@ struct BlockRun {
   // When not exited: the input of block `end`.
   at::Tensor output;
   int blocks_run = 0;
-  std::vector<absl::Duration> block_times;  // Per block run, exit heads included.
+  std::vector<absl::Duration>
+      block_times;  // Per block run, exit heads included.
   absl::Duration compute_time;
 };
 
@@ -47,12 +48,15 @@ struct BlockRun {
 // final exit, and stops at the first exit whose confidence reaches its
 // threshold. Batches answer together: an exit is taken when every sample in
 // the batch is confident.
-absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model, const at::Tensor& input,
-                                            int begin, int end, const ExitThresholds& thresholds);
+absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model,
+                                            const at::Tensor& input, int begin,
+                                            int end,
+                                            const ExitThresholds& thresholds);
 
 // The `k` most probable classes of sample `sample`, with labels from the
 // config when it has them.
-void TopK(const ExitEvaluation& exit, int sample, int k, const tandem::v1::ModelConfig& config,
+void TopK(const ExitEvaluation& exit, int sample, int k,
+          const tandem::v1::ModelConfig& config,
           google::protobuf::RepeatedPtrField<tandem::v1::ClassScore>* out);
 
 }  // namespace tandem

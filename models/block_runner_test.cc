@@ -17,7 +17,8 @@ using ::tandem::testing::StatusIs;
 class BlockRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("tandem_br_" + std::to_string(::getpid()));
+    root_ =
+        fs::temp_directory_path() / ("tandem_br_" + std::to_string(::getpid()));
     fs::create_directories(root_);
     auto model = ProgressiveModel::Load(testing::WritePackage(root_, {}), {});
     ASSERT_TRUE(model.ok()) << model.status();
@@ -30,7 +31,8 @@ class BlockRunnerTest : public ::testing::Test {
 
 TEST_F(BlockRunnerTest, ConfidentExitStopsEarly) {
   const torch::Tensor x = torch::randn({1, 4});
-  ASSERT_OK_AND_ASSIGN(BlockRun run, RunBlocksWithExits(*model_, x, 0, 3, {{0, 0.0f}}));
+  ASSERT_OK_AND_ASSIGN(BlockRun run,
+                       RunBlocksWithExits(*model_, x, 0, 3, {{0, 0.0f}}));
   EXPECT_TRUE(run.exited);
   EXPECT_EQ(run.exit_block, 0);
   EXPECT_EQ(run.blocks_run, 1);
@@ -39,7 +41,8 @@ TEST_F(BlockRunnerTest, ConfidentExitStopsEarly) {
 
 TEST_F(BlockRunnerTest, UnreachableThresholdRunsToTheFinalExit) {
   const torch::Tensor x = torch::randn({1, 4});
-  ASSERT_OK_AND_ASSIGN(BlockRun run, RunBlocksWithExits(*model_, x, 0, 3, {{0, 1.01f}}));
+  ASSERT_OK_AND_ASSIGN(BlockRun run,
+                       RunBlocksWithExits(*model_, x, 0, 3, {{0, 1.01f}}));
   EXPECT_TRUE(run.exited);
   EXPECT_EQ(run.exit_block, 2);
   EXPECT_EQ(run.blocks_run, 3);
@@ -50,18 +53,21 @@ TEST_F(BlockRunnerTest, UnreachableThresholdRunsToTheFinalExit) {
 
 TEST_F(BlockRunnerTest, StopsAtTheSplitWithTheBestExitSoFar) {
   const torch::Tensor x = torch::randn({1, 4});
-  ASSERT_OK_AND_ASSIGN(BlockRun run, RunBlocksWithExits(*model_, x, 0, 2, {{0, 1.01f}}));
+  ASSERT_OK_AND_ASSIGN(BlockRun run,
+                       RunBlocksWithExits(*model_, x, 0, 2, {{0, 1.01f}}));
   EXPECT_FALSE(run.exited);
   EXPECT_EQ(run.best_block, 0);
   ASSERT_TRUE(run.exit.has_value());
   EXPECT_EQ(run.output.sizes(), (std::vector<int64_t>{1, 6}));
   // Exits left out of the thresholds are not evaluated.
-  ASSERT_OK_AND_ASSIGN(BlockRun no_exits, RunBlocksWithExits(*model_, x, 0, 2, {}));
+  ASSERT_OK_AND_ASSIGN(BlockRun no_exits,
+                       RunBlocksWithExits(*model_, x, 0, 2, {}));
   EXPECT_FALSE(no_exits.exit.has_value());
 }
 
 TEST_F(BlockRunnerTest, TopKIsSortedAndLabelled) {
-  ASSERT_OK_AND_ASSIGN(torch::Tensor out, model_->RunBlocks(torch::randn({1, 4}), 0, 3));
+  ASSERT_OK_AND_ASSIGN(torch::Tensor out,
+                       model_->RunBlocks(torch::randn({1, 4}), 0, 3));
   ASSERT_OK_AND_ASSIGN(ExitEvaluation exit, model_->EvaluateExit(2, out));
   tandem::v1::ModelConfig config = model_->config();
   config.add_labels("a");

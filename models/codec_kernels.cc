@@ -26,7 +26,8 @@ inline float FromBits(uint32_t u) {
 
 #if TANDEM_X86
 bool HasF16c() {
-  static const bool has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool has =
+      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
   return has;
 }
 
@@ -41,9 +42,9 @@ __attribute__((target("avx,f16c"))) void FloatToHalfF16c(const float* in,
     // min/max return their second operand when either is NaN: NaN survives.
     // Infinities are clamped here; restore them below only if present.
     const __m256 clamped = _mm256_max_ps(lo, _mm256_min_ps(hi, x));
-    const __m256 is_inf = _mm256_cmp_ps(_mm256_and_ps(x, _mm256_castsi256_ps(
-                                                             _mm256_set1_epi32(0x7fffffff))),
-                                        _mm256_set1_ps(INFINITY), _CMP_EQ_OQ);
+    const __m256 is_inf = _mm256_cmp_ps(
+        _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))),
+        _mm256_set1_ps(INFINITY), _CMP_EQ_OQ);
     x = _mm256_blendv_ps(clamped, x, is_inf);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
@@ -188,7 +189,8 @@ void QuantizeAffine(const float* in, uint8_t* out, size_t n, AffineParams p) {
 
 void DequantizeAffine(const uint8_t* in, float* out, size_t n, AffineParams p) {
   const float offset = -static_cast<float>(p.zero_point) * p.scale;
-  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * p.scale + offset;
+  for (size_t i = 0; i < n; ++i)
+    out[i] = static_cast<float>(in[i]) * p.scale + offset;
 }
 
 }  // namespace tandem

@@ -38,8 +38,8 @@ TEST(Half, RoundTripErrorWithinHalfAnUlp) {
 }
 
 TEST(Half, SaturatesFiniteAndKeepsSpecials) {
-  std::vector<float> in = {1e6f, -1e6f, INFINITY, -INFINITY, NAN, 65504.0f,
-                           1e6f, 1e6f,  1e6f};  // 9: both paths.
+  std::vector<float> in = {1e6f,     -1e6f, INFINITY, -INFINITY, NAN,
+                           65504.0f, 1e6f,  1e6f,     1e6f};  // 9: both paths.
   std::vector<uint16_t> out(in.size());
   FloatToHalf(in.data(), out.data(), in.size());
   std::vector<float> back(in.size());
@@ -64,7 +64,8 @@ TEST(FiniteMinMax, FindsRangeAndRejectsNonFinite) {
     for (float bad : {NAN, INFINITY, -INFINITY}) {
       std::vector<float> w = v;
       w[pos] = bad;
-      EXPECT_FALSE(FiniteMinMax(w.data(), w.size(), &lo, &hi)) << pos << " " << bad;
+      EXPECT_FALSE(FiniteMinMax(w.data(), w.size(), &lo, &hi))
+          << pos << " " << bad;
     }
   }
 }

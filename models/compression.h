@@ -20,7 +20,8 @@ absl::Status ZstdCompress(absl::string_view in, int level, std::string* out);
 // into `out` (which must have room for them). Anything else - a corrupt frame,
 // a frame that claims or yields another size - is INVALID_ARGUMENT; nothing
 // is allocated from what the frame claims.
-absl::Status ZstdDecompressExact(absl::string_view in, size_t expected_size, char* out);
+absl::Status ZstdDecompressExact(absl::string_view in, size_t expected_size,
+                                 char* out);
 
 }  // namespace tandem
 

@@ -11,7 +11,8 @@
 
 namespace tandem {
 
-inline constexpr char kDefaultFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
+inline constexpr char kDefaultFashionMnistDir[] =
+    "/usr/share/datasets/fashion-mnist";
 
 // Images row-major, one byte per pixel (0 white .. 255 black ink).
 struct ImageDataset {
@@ -21,7 +22,9 @@ struct ImageDataset {
   std::vector<uint8_t> pixels;  // count * rows * cols.
   std::vector<uint8_t> labels;  // count.
 
-  const uint8_t* image(int64_t i) const { return pixels.data() + i * rows * cols; }
+  const uint8_t* image(int64_t i) const {
+    return pixels.data() + i * rows * cols;
+  }
 };
 
 enum class FashionMnistSplit { kTrain, kTest };
@@ -29,7 +32,8 @@ enum class FashionMnistSplit { kTrain, kTest };
 // Reads up to `max_count` samples (all when negative) of `split` from `dir`
 // (t10k-* or train-* with or without .gz). NOT_FOUND when the files are
 // absent, DATA_LOSS when they are malformed or disagree.
-absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, FashionMnistSplit split,
+absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir,
+                                              FashionMnistSplit split,
                                               int64_t max_count = -1);
 
 }  // namespace tandem

@@ -30,8 +30,8 @@ class ModelRepository {
 
   // NOT_FOUND for an unknown name, or a version other than the loaded one
   // (empty `version` matches any).
-  absl::StatusOr<const ProgressiveModel*> Get(absl::string_view name,
-                                              absl::string_view version = "") const;
+  absl::StatusOr<const ProgressiveModel*> Get(
+      absl::string_view name, absl::string_view version = "") const;
   std::vector<const ProgressiveModel*> models() const;
   const std::string& root() const { return root_; }
 

@@ -14,11 +14,13 @@ namespace tandem {
 namespace {
 
 // Encodes `tensor` (one sample) every way the wire allows and records sizes.
-absl::Status AddSizes(const at::Tensor& tensor,
-                      google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>* sizes) {
+absl::Status AddSizes(
+    const at::Tensor& tensor,
+    google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>* sizes) {
   for (auto encoding : {tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16,
                         tandem::v1::ENCODING_AFFINE_UINT8}) {
-    for (auto compression : {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
+    for (auto compression :
+         {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
       EncodeOptions options;
       options.encoding = encoding;
       options.compression = compression;
@@ -36,11 +38,12 @@ absl::Status AddSizes(const at::Tensor& tensor,
 
 }  // namespace
 
-absl::StatusOr<tandem::v1::ModelProfile> ProfileModel(const ProgressiveModel& model,
-                                                      const ProfileOptions& options) {
+absl::StatusOr<tandem::v1::ModelProfile> ProfileModel(
+    const ProgressiveModel& model, const ProfileOptions& options) {
   const int n = model.num_blocks();
   std::vector<int64_t> shape = {options.batch_size};
-  shape.insert(shape.end(), model.BlockInputShape(0).begin(), model.BlockInputShape(0).end());
+  shape.insert(shape.end(), model.BlockInputShape(0).begin(),
+               model.BlockInputShape(0).end());
   // A deterministic input in the model's range ([0, 1] pixels).
   torch::manual_seed(0);
   const torch::Tensor input = torch::rand(shape);
@@ -77,10 +80,12 @@ absl::StatusOr<tandem::v1::ModelProfile> ProfileModel(const ProgressiveModel& mo
     for (int64_t d : model.BlockInputShape(b + 1)) elements *= d;
     block->set_output_elements(elements);
     if (options.runs > 0) {
-      RETURN_IF_ERROR(AddSizes(outputs[b].narrow(0, 0, 1), block->mutable_output_sizes()));
+      RETURN_IF_ERROR(
+          AddSizes(outputs[b].narrow(0, 0, 1), block->mutable_output_sizes()));
     }
   }
-  RETURN_IF_ERROR(AddSizes(input.narrow(0, 0, 1), profile.mutable_input_sizes()));
+  RETURN_IF_ERROR(
+      AddSizes(input.narrow(0, 0, 1), profile.mutable_input_sizes()));
   return profile;
 }
 

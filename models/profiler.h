@@ -16,14 +16,14 @@ namespace tandem {
 
 struct ProfileOptions {
   int warmup_runs = 3;
-  int runs = 20;       // Median over these.
+  int runs = 20;  // Median over these.
   int batch_size = 1;
   // "cpu", "cuda:0": recorded in the profile (the model decides where it runs).
   std::string device = "cpu";
 };
 
-absl::StatusOr<tandem::v1::ModelProfile> ProfileModel(const ProgressiveModel& model,
-                                                      const ProfileOptions& options);
+absl::StatusOr<tandem::v1::ModelProfile> ProfileModel(
+    const ProgressiveModel& model, const ProfileOptions& options);
 
 }  // namespace tandem
 

@@ -11,9 +11,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int64_t Size(const tandem::v1::BlockProfile& block, tandem::v1::Encoding encoding) {
+int64_t Size(const tandem::v1::BlockProfile& block,
+             tandem::v1::Encoding encoding) {
   for (const auto& size : block.output_sizes()) {
-    if (size.encoding() == encoding && size.compression() == tandem::v1::COMPRESSION_NONE) {
+    if (size.encoding() == encoding &&
+        size.compression() == tandem::v1::COMPRESSION_NONE) {
       return size.bytes();
     }
   }
@@ -21,12 +23,15 @@ int64_t Size(const tandem::v1::BlockProfile& block, tandem::v1::Encoding encodin
 }
 
 TEST(Profiler, MeasuresEveryBlockAndEncoding) {
-  const fs::path root = fs::temp_directory_path() / ("tandem_prof_" + std::to_string(getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("tandem_prof_" + std::to_string(getpid()));
   fs::create_directories(root);
-  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(testing::WritePackage(root, {}), {}));
+  ASSERT_OK_AND_ASSIGN(
+      auto model, ProgressiveModel::Load(testing::WritePackage(root, {}), {}));
   ProfileOptions options;
   options.runs = 5;
-  ASSERT_OK_AND_ASSIGN(tandem::v1::ModelProfile profile, ProfileModel(*model, options));
+  ASSERT_OK_AND_ASSIGN(tandem::v1::ModelProfile profile,
+                       ProfileModel(*model, options));
   EXPECT_EQ(profile.model_name(), "tiny");
   EXPECT_EQ(profile.samples(), 5);
   ASSERT_EQ(profile.blocks_size(), 3);
@@ -39,7 +44,8 @@ TEST(Profiler, MeasuresEveryBlockAndEncoding) {
     EXPECT_EQ(Size(block, tandem::v1::ENCODING_RAW), widths[b] * 4);
     EXPECT_EQ(Size(block, tandem::v1::ENCODING_FP16), widths[b] * 2);
     EXPECT_EQ(Size(block, tandem::v1::ENCODING_AFFINE_UINT8), widths[b]);
-    EXPECT_EQ(block.output_sizes_size(), 6);  // 3 encodings x with/without zstd.
+    EXPECT_EQ(block.output_sizes_size(),
+              6);  // 3 encodings x with/without zstd.
   }
   EXPECT_EQ(profile.input_sizes_size(), 6);
   fs::remove_all(root);

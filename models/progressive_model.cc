@@ -42,14 +42,17 @@ absl::StatusOr<std::string> NewestVersion(const std::string& model_dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
     int64_t number;
-    if (entry.is_directory() && absl::SimpleAtoi(entry.path().filename().string(), &number) &&
+    if (entry.is_directory() &&
+        absl::SimpleAtoi(entry.path().filename().string(), &number) &&
         number > best && fs::exists(entry.path() / "model.pt")) {
       best = number;
     }
   }
-  if (ec) return absl::NotFoundError(absl::StrCat(model_dir, ": ", ec.message()));
+  if (ec)
+    return absl::NotFoundError(absl::StrCat(model_dir, ": ", ec.message()));
   if (best < 0) {
-    return absl::NotFoundError(absl::StrCat(model_dir, ": no version directory with model.pt"));
+    return absl::NotFoundError(
+        absl::StrCat(model_dir, ": no version directory with model.pt"));
   }
   return absl::StrCat(best);
 }
@@ -61,10 +64,12 @@ absl::StatusOr<std::map<int, torch::jit::Module>> IndexedChildren(
   for (const auto& child : container.named_children()) {
     int index;
     if (!absl::SimpleAtoi(child.name, &index)) {
-      return Invalid(where, absl::StrCat("child '", child.name, "' is not a block index"));
+      return Invalid(
+          where, absl::StrCat("child '", child.name, "' is not a block index"));
     }
     if (child.value.find_method("forward") == c10::nullopt) {
-      return Invalid(where, absl::StrCat("child '", child.name, "' has no forward()"));
+      return Invalid(where,
+                     absl::StrCat("child '", child.name, "' has no forward()"));
     }
     children.emplace(index, child.value);
   }
@@ -81,37 +86,47 @@ absl::Status ValidateModelConfig(const tandem::v1::ModelConfig& config) {
   const std::string where = absl::StrCat("config of '", config.name(), "'");
   if (config.name().empty()) return Invalid("config", "name is empty");
   if (config.platform() != kPlatform) {
-    return Invalid(where, absl::StrCat("platform '", config.platform(), "' is not '",
-                                       kPlatform, "'"));
+    return Invalid(where, absl::StrCat("platform '", config.platform(),
+                                       "' is not '", kPlatform, "'"));
   }
-  if (config.num_blocks() <= 0) return Invalid(where, "num_blocks must be positive");
+  if (config.num_blocks() <= 0)
+    return Invalid(where, "num_blocks must be positive");
   if (config.input().datatype() != "FP32") {
-    return Invalid(where, absl::StrCat("input datatype '", config.input().datatype(),
-                                       "' is not FP32"));
+    return Invalid(where,
+                   absl::StrCat("input datatype '", config.input().datatype(),
+                                "' is not FP32"));
   }
-  if (config.input().dims_size() == 0 || config.input().dims_size() >= kMaxRank) {
-    return Invalid(where, "input dims must have 1 to 7 entries (no batch dimension)");
+  if (config.input().dims_size() == 0 ||
+      config.input().dims_size() >= kMaxRank) {
+    return Invalid(where,
+                   "input dims must have 1 to 7 entries (no batch dimension)");
   }
   for (int64_t d : config.input().dims()) {
     if (d <= 0) return Invalid(where, "input dims must be positive");
   }
-  if (config.max_batch_size() < 0) return Invalid(where, "max_batch_size is negative");
-  if (config.exits_size() == 0) return Invalid(where, "no exits (the final one is required)");
+  if (config.max_batch_size() < 0)
+    return Invalid(where, "max_batch_size is negative");
+  if (config.exits_size() == 0)
+    return Invalid(where, "no exits (the final one is required)");
   int previous = -1;
   for (const auto& exit : config.exits()) {
     if (exit.block() <= previous || exit.block() >= config.num_blocks()) {
-      return Invalid(where, absl::StrCat("exit blocks must ascend within [0, ",
-                                         config.num_blocks(), "); got ", exit.block()));
+      return Invalid(
+          where, absl::StrCat("exit blocks must ascend within [0, ",
+                              config.num_blocks(), "); got ", exit.block()));
     }
     if (!(exit.threshold() >= 0 && exit.threshold() <= 1)) {
-      return Invalid(where, absl::StrCat("exit ", exit.block(), " threshold ",
-                                         exit.threshold(), " is outside [0, 1]"));
+      return Invalid(where,
+                     absl::StrCat("exit ", exit.block(), " threshold ",
+                                  exit.threshold(), " is outside [0, 1]"));
     }
     previous = exit.block();
   }
   if (previous != config.num_blocks() - 1) {
-    return Invalid(where, absl::StrCat("the last exit must follow the last block (",
-                                       config.num_blocks() - 1, "); it follows ", previous));
+    return Invalid(
+        where,
+        absl::StrCat("the last exit must follow the last block (",
+                     config.num_blocks() - 1, "); it follows ", previous));
   }
   return absl::OkStatus();
 }
@@ -122,34 +137,42 @@ ProgressiveModel::~ProgressiveModel() = default;
 absl::StatusOr<std::unique_ptr<ProgressiveModel>> ProgressiveModel::Load(
     const std::string& model_dir, const ModelLoadOptions& options) {
   std::unique_ptr<ProgressiveModel> model(new ProgressiveModel());
-  const std::string config_path = (fs::path(model_dir) / "config.pbtxt").string();
+  const std::string config_path =
+      (fs::path(model_dir) / "config.pbtxt").string();
   RETURN_IF_ERROR(ReadTextProtoFile(config_path, &model->config_));
   RETURN_IF_ERROR(Annotate(ValidateModelConfig(model->config_), config_path));
-  const std::string dir_name = fs::path(model_dir).lexically_normal().filename().string();
+  const std::string dir_name =
+      fs::path(model_dir).lexically_normal().filename().string();
   if (!dir_name.empty() && dir_name != model->config_.name()) {
     return Invalid(config_path, absl::StrCat("name '", model->config_.name(),
-                                             "' differs from its directory '", dir_name, "'"));
+                                             "' differs from its directory '",
+                                             dir_name, "'"));
   }
   if (options.version.empty()) {
     ASSIGN_OR_RETURN(model->version_, NewestVersion(model_dir));
   } else {
     model->version_ = options.version;
   }
-  const std::string model_pt = (fs::path(model_dir) / model->version_ / "model.pt").string();
-  if (!fs::exists(model_pt)) return absl::NotFoundError(absl::StrCat(model_pt, ": no such file"));
+  const std::string model_pt =
+      (fs::path(model_dir) / model->version_ / "model.pt").string();
+  if (!fs::exists(model_pt))
+    return absl::NotFoundError(absl::StrCat(model_pt, ": no such file"));
 
   RETURN_IF_ERROR(GuardTorch(
       "device",
       [&]() -> absl::Status {
-        model->modules_ = std::make_unique<Modules>(torch::Device(options.device));
+        model->modules_ =
+            std::make_unique<Modules>(torch::Device(options.device));
         if (model->modules_->device.is_cuda() && !torch::cuda::is_available()) {
-          return absl::FailedPreconditionError("CUDA requested but not available");
+          return absl::FailedPreconditionError(
+              "CUDA requested but not available");
         }
         return absl::OkStatus();
       },
       absl::StatusCode::kInvalidArgument));
   RETURN_IF_ERROR(model->Bind(model_pt));
-  RETURN_IF_ERROR(Annotate(model->DryRun(1 + std::max(options.warmup_runs, 0)), model_pt));
+  RETURN_IF_ERROR(
+      Annotate(model->DryRun(1 + std::max(options.warmup_runs, 0)), model_pt));
   return model;
 }
 
@@ -168,31 +191,37 @@ absl::Status ProgressiveModel::Bind(const std::string& model_pt) {
       return Invalid(model_pt, absl::StrCat("has no submodule '", name, "'"));
     }
   }
-  ASSIGN_OR_RETURN(auto blocks,
-                   IndexedChildren(root.attr("blocks").toModule(), model_pt + " blocks"));
+  ASSIGN_OR_RETURN(auto blocks, IndexedChildren(root.attr("blocks").toModule(),
+                                                model_pt + " blocks"));
   for (int i = 0; i < static_cast<int>(blocks.size()); ++i) {
-    if (blocks.count(i) == 0) return Invalid(model_pt, absl::StrCat("block ", i, " is missing"));
+    if (blocks.count(i) == 0)
+      return Invalid(model_pt, absl::StrCat("block ", i, " is missing"));
     modules_->blocks.push_back(blocks.at(i));
   }
   if (static_cast<int>(blocks.size()) != config_.num_blocks()) {
-    return Invalid(model_pt, absl::StrCat("has ", blocks.size(), " blocks; its config says ",
+    return Invalid(model_pt, absl::StrCat("has ", blocks.size(),
+                                          " blocks; its config says ",
                                           config_.num_blocks()));
   }
-  ASSIGN_OR_RETURN(modules_->exits,
-                   IndexedChildren(root.attr("exits").toModule(), model_pt + " exits"));
+  ASSIGN_OR_RETURN(
+      modules_->exits,
+      IndexedChildren(root.attr("exits").toModule(), model_pt + " exits"));
   std::set<int> model_exits, config_exits;
   for (const auto& [block, head] : modules_->exits) {
     if (block < 0 || block >= config_.num_blocks()) {
-      return Invalid(model_pt, absl::StrCat("exit key '", block, "' is not a block index in [0, ",
+      return Invalid(model_pt, absl::StrCat("exit key '", block,
+                                            "' is not a block index in [0, ",
                                             config_.num_blocks(), ")"));
     }
     model_exits.insert(block);
   }
   for (const auto& exit : config_.exits()) config_exits.insert(exit.block());
   if (model_exits != config_exits) {
-    return Invalid(model_pt, absl::StrCat("exits after blocks {", absl::StrJoin(model_exits, ","),
-                                          "} differ from the config's {",
-                                          absl::StrJoin(config_exits, ","), "}"));
+    return Invalid(
+        model_pt,
+        absl::StrCat("exits after blocks {", absl::StrJoin(model_exits, ","),
+                     "} differ from the config's {",
+                     absl::StrJoin(config_exits, ","), "}"));
   }
   exit_blocks_.assign(config_exits.begin(), config_exits.end());
   return absl::OkStatus();
@@ -200,45 +229,56 @@ absl::Status ProgressiveModel::Bind(const std::string& model_pt) {
 
 absl::Status ProgressiveModel::DryRun(int runs) {
   std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), config_.input().dims().begin(), config_.input().dims().end());
+  shape.insert(shape.end(), config_.input().dims().begin(),
+               config_.input().dims().end());
   return GuardTorch(
       "dry run",
       [&]() -> absl::Status {
         c10::InferenceMode guard;
         for (int run = 0; run < runs; ++run) {
           block_input_shapes_.clear();
-          torch::Tensor x = torch::zeros(shape, torch::TensorOptions().device(modules_->device));
+          torch::Tensor x = torch::zeros(
+              shape, torch::TensorOptions().device(modules_->device));
           for (int b = 0; b < num_blocks(); ++b) {
-            block_input_shapes_.emplace_back(x.sizes().begin() + 1, x.sizes().end());
+            block_input_shapes_.emplace_back(x.sizes().begin() + 1,
+                                             x.sizes().end());
             try {
               x = modules_->blocks[b].forward({x}).toTensor();
             } catch (const std::exception& e) {
               return absl::InvalidArgumentError(absl::StrCat(
-                  "block ", b, " rejects input ", ShapeString(x.sizes()), " (config input dims ",
-                  ShapeString(shape), "): ", torch_status_internal::FirstLine(e.what())));
+                  "block ", b, " rejects input ", ShapeString(x.sizes()),
+                  " (config input dims ", ShapeString(shape),
+                  "): ", torch_status_internal::FirstLine(e.what())));
             }
             if (!HasExit(b)) continue;
-            const torch::Tensor logits = modules_->exits.at(b).forward({x}).toTensor();
+            const torch::Tensor logits =
+                modules_->exits.at(b).forward({x}).toTensor();
             if (logits.dim() != 2 || logits.size(0) != 1) {
               return absl::InvalidArgumentError(absl::StrCat(
-                  "exit ", b, " returns ", ShapeString(logits.sizes()), ", not [batch, classes]"));
+                  "exit ", b, " returns ", ShapeString(logits.sizes()),
+                  ", not [batch, classes]"));
             }
             if (num_classes_ == 0) num_classes_ = logits.size(1);
             if (logits.size(1) != num_classes_ ||
-                (config_.labels_size() > 0 && num_classes_ != config_.labels_size())) {
+                (config_.labels_size() > 0 &&
+                 num_classes_ != config_.labels_size())) {
               return absl::InvalidArgumentError(absl::StrCat(
                   "exit ", b, " has ", logits.size(1), " classes; expected ",
-                  config_.labels_size() > 0 ? config_.labels_size() : num_classes_));
+                  config_.labels_size() > 0 ? config_.labels_size()
+                                            : num_classes_));
             }
           }
-          block_input_shapes_.emplace_back(x.sizes().begin() + 1, x.sizes().end());
+          block_input_shapes_.emplace_back(x.sizes().begin() + 1,
+                                           x.sizes().end());
         }
         return absl::OkStatus();
       },
       absl::StatusCode::kInvalidArgument);
 }
 
-bool ProgressiveModel::HasExit(int block) const { return modules_->exits.count(block) > 0; }
+bool ProgressiveModel::HasExit(int block) const {
+  return modules_->exits.count(block) > 0;
+}
 
 float ProgressiveModel::CalibratedThreshold(int block) const {
   for (const auto& exit : config_.exits()) {
@@ -247,7 +287,8 @@ float ProgressiveModel::CalibratedThreshold(int block) const {
   return 1.0f;
 }
 
-absl::Status ProgressiveModel::ValidateBlockInput(int block, const at::Tensor& input) const {
+absl::Status ProgressiveModel::ValidateBlockInput(
+    int block, const at::Tensor& input) const {
   if (block < 0 || block >= num_blocks()) {
     return absl::InvalidArgumentError(
         absl::StrCat("block ", block, " is outside [0, ", num_blocks(), ")"));
@@ -258,27 +299,33 @@ absl::Status ProgressiveModel::ValidateBlockInput(int block, const at::Tensor& i
                         std::equal(want.begin(), want.end(), got.begin() + 1);
   if (input.scalar_type() != torch::kFloat32 || !shape_ok) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input of block ", block, " must be FP32 [batch, ", absl::StrJoin(want, ", "),
-        "]; got ", c10::toString(input.scalar_type()), " ", ShapeString(got)));
+        "input of block ", block, " must be FP32 [batch, ",
+        absl::StrJoin(want, ", "), "]; got ",
+        c10::toString(input.scalar_type()), " ", ShapeString(got)));
   }
   const int64_t batch = got[0];
-  if (batch < 1 || (config_.max_batch_size() > 0 && batch > config_.max_batch_size())) {
-    return absl::InvalidArgumentError(absl::StrCat("batch size ", batch, " is outside [1, ",
-                                                   config_.max_batch_size(), "]"));
+  if (batch < 1 ||
+      (config_.max_batch_size() > 0 && batch > config_.max_batch_size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch size ", batch, " is outside [1, ",
+                     config_.max_batch_size(), "]"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input, int begin,
+absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input,
+                                                       int begin,
                                                        int end) const {
   if (begin < 0 || end > num_blocks() || begin > end) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("block range [", begin, ", ", end, ") is outside [0, ", num_blocks(), "]"));
+    return absl::InvalidArgumentError(absl::StrCat("block range [", begin, ", ",
+                                                   end, ") is outside [0, ",
+                                                   num_blocks(), "]"));
   }
   return GuardTorch("running blocks", [&]() -> absl::StatusOr<at::Tensor> {
     c10::InferenceMode guard;
     torch::Tensor x = input.to(modules_->device);
-    for (int b = begin; b < end; ++b) x = modules_->blocks[b].forward({x}).toTensor();
+    for (int b = begin; b < end; ++b)
+      x = modules_->blocks[b].forward({x}).toTensor();
     return x;
   });
 }
@@ -286,34 +333,40 @@ absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input, 
 absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
     int block, const at::Tensor& block_output) const {
   if (!HasExit(block)) {
-    return absl::InvalidArgumentError(absl::StrCat("block ", block, " has no exit head"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("block ", block, " has no exit head"));
   }
-  return GuardTorch("evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
-    c10::InferenceMode guard;
-    const torch::Tensor logits =
-        modules_->exits.at(block).forward({block_output.to(modules_->device)}).toTensor();
-    const torch::Tensor log_p = torch::log_softmax(logits.to(torch::kCPU, torch::kFloat32), 1);
-    ExitEvaluation out;
-    out.probabilities = log_p.exp();
-    const auto [max_p, argmax] = out.probabilities.max(1);
-    const torch::Tensor entropy = -(out.probabilities * log_p).sum(1);
-    const int64_t batch = logits.size(0);
-    out.predicted.resize(batch);
-    out.confidence.resize(batch);
-    out.entropy.resize(batch);
-    const auto max_a = max_p.accessor<float, 1>();
-    const auto arg_a = argmax.accessor<int64_t, 1>();
-    const auto ent_a = entropy.accessor<float, 1>();
-    for (int64_t i = 0; i < batch; ++i) {
-      out.predicted[i] = static_cast<int32_t>(arg_a[i]);
-      out.confidence[i] = max_a[i];
-      out.entropy[i] = ent_a[i];
-    }
-    return out;
-  });
+  return GuardTorch(
+      "evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
+        c10::InferenceMode guard;
+        const torch::Tensor logits =
+            modules_->exits.at(block)
+                .forward({block_output.to(modules_->device)})
+                .toTensor();
+        const torch::Tensor log_p =
+            torch::log_softmax(logits.to(torch::kCPU, torch::kFloat32), 1);
+        ExitEvaluation out;
+        out.probabilities = log_p.exp();
+        const auto [max_p, argmax] = out.probabilities.max(1);
+        const torch::Tensor entropy = -(out.probabilities * log_p).sum(1);
+        const int64_t batch = logits.size(0);
+        out.predicted.resize(batch);
+        out.confidence.resize(batch);
+        out.entropy.resize(batch);
+        const auto max_a = max_p.accessor<float, 1>();
+        const auto arg_a = argmax.accessor<int64_t, 1>();
+        const auto ent_a = entropy.accessor<float, 1>();
+        for (int64_t i = 0; i < batch; ++i) {
+          out.predicted[i] = static_cast<int32_t>(arg_a[i]);
+          out.confidence[i] = max_a[i];
+          out.entropy[i] = ent_a[i];
+        }
+        return out;
+      });
 }
 
-absl::StatusOr<at::Tensor> ProgressiveModel::Forward(const at::Tensor& input) const {
+absl::StatusOr<at::Tensor> ProgressiveModel::Forward(
+    const at::Tensor& input) const {
   return GuardTorch("forward", [&]() -> absl::StatusOr<at::Tensor> {
     c10::InferenceMode guard;
     return modules_->root.forward({input.to(modules_->device)}).toTensor();

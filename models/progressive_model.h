@@ -27,10 +27,10 @@ namespace tandem {
 
 // An exit head's verdict on a batch.
 struct ExitEvaluation {
-  at::Tensor probabilities;         // [B, classes] softmax, on the CPU.
-  std::vector<int32_t> predicted;   // Argmax per sample.
-  std::vector<float> confidence;    // Max probability per sample.
-  std::vector<float> entropy;       // Softmax entropy per sample, in nats.
+  at::Tensor probabilities;        // [B, classes] softmax, on the CPU.
+  std::vector<int32_t> predicted;  // Argmax per sample.
+  std::vector<float> confidence;   // Max probability per sample.
+  std::vector<float> entropy;      // Softmax entropy per sample, in nats.
 };
 
 struct ModelLoadOptions {
@@ -77,10 +77,12 @@ class ProgressiveModel {
 
   // Runs blocks [begin, end) on `input` (the input of block `begin`) and
   // returns the input of block `end`, on the model's device.
-  absl::StatusOr<at::Tensor> RunBlocks(const at::Tensor& input, int begin, int end) const;
+  absl::StatusOr<at::Tensor> RunBlocks(const at::Tensor& input, int begin,
+                                       int end) const;
 
   // Evaluates the exit head after `block` on that block's output.
-  absl::StatusOr<ExitEvaluation> EvaluateExit(int block, const at::Tensor& block_output) const;
+  absl::StatusOr<ExitEvaluation> EvaluateExit(
+      int block, const at::Tensor& block_output) const;
 
   // The module's own forward(): final-exit logits for a model input.
   absl::StatusOr<at::Tensor> Forward(const at::Tensor& input) const;

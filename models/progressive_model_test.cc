@@ -22,10 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::tandem::testing::IsOk;
 using ::tandem::testing::StatusIs;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using ::tandem::testing::TinySpec;
 using ::tandem::testing::WritePackage;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 class ProgressiveModelTest : public ::testing::Test {
  protected:
@@ -41,7 +41,8 @@ class ProgressiveModelTest : public ::testing::Test {
 };
 
 TEST_F(ProgressiveModelTest, LoadsTinyPackageAndRunsBlockRanges) {
-  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(WritePackage(root_, {}), {}));
+  ASSERT_OK_AND_ASSIGN(auto model,
+                       ProgressiveModel::Load(WritePackage(root_, {}), {}));
   EXPECT_EQ(model->name(), "tiny");
   EXPECT_EQ(model->version(), "1");
   EXPECT_EQ(model->num_blocks(), 3);
@@ -70,23 +71,30 @@ TEST_F(ProgressiveModelTest, LoadsTinyPackageAndRunsBlockRanges) {
     EXPECT_GE(exit.entropy[i], -1e-6);
     EXPECT_LE(exit.entropy[i], std::log(3.0) + 1e-5);
   }
-  EXPECT_THAT(model->EvaluateExit(1, first), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(model->RunBlocks(x, 2, 1), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(model->RunBlocks(x, 0, 4), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->EvaluateExit(1, first),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->RunBlocks(x, 2, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(model->RunBlocks(x, 0, 4),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // A wrong shape inside LibTorch comes back as a status, not an exception.
   EXPECT_THAT(model->RunBlocks(torch::randn({2, 7}), 0, 1),
               StatusIs(absl::StatusCode::kInternal));
 }
 
 TEST_F(ProgressiveModelTest, ValidatesBlockInputs) {
-  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(WritePackage(root_, {}), {}));
+  ASSERT_OK_AND_ASSIGN(auto model,
+                       ProgressiveModel::Load(WritePackage(root_, {}), {}));
   EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 6})), IsOk());
-  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 4})),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[batch, 6]")));
-  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({2, 6}, torch::kFloat64)),
-              StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(model->ValidateBlockInput(1, torch::randn({9, 6})),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("batch size")));
+  EXPECT_THAT(
+      model->ValidateBlockInput(1, torch::randn({2, 4})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[batch, 6]")));
+  EXPECT_THAT(
+      model->ValidateBlockInput(1, torch::randn({2, 6}, torch::kFloat64)),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      model->ValidateBlockInput(1, torch::randn({9, 6})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("batch size")));
   EXPECT_THAT(model->ValidateBlockInput(3, torch::randn({1, 5})),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
@@ -103,7 +111,8 @@ TEST_F(ProgressiveModelTest, PicksTheNewestVersionUnlessTold) {
   ASSERT_OK_AND_ASSIGN(auto first, ProgressiveModel::Load(dir, options));
   EXPECT_EQ(first->version(), "1");
   options.version = "2";
-  EXPECT_THAT(ProgressiveModel::Load(dir, options), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ProgressiveModel::Load(dir, options),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 struct BrokenCase {
@@ -117,9 +126,12 @@ struct BrokenCase {
 TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
   const BrokenCase cases[] = {
-      {"no blocks submodule", [](TinySpec* s) { s->with_blocks = false; }, nullptr, kInvalid,
-       "no submodule 'blocks'"},
-      {"exit key past the blocks", [](TinySpec* s) { s->exit_keys = {"0", "2", "7"}; },
+      {"no blocks submodule", [](TinySpec* s) { s->with_blocks = false; },
+       nullptr, kInvalid, "no submodule 'blocks'"},
+      {"exit key past the blocks",
+       [](TinySpec* s) {
+         s->exit_keys = {"0", "2", "7"};
+       },
        nullptr, kInvalid, "exit key '7'"},
       {"no final exit",
        [](TinySpec* s) {
@@ -128,7 +140,9 @@ TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
        },
        nullptr, kInvalid, "last exit must follow the last block"},
       {"config exits differ from the model's",
-       [](TinySpec* s) { s->config_exits = "exits { block: 1 }\nexits { block: 2 }\n"; },
+       [](TinySpec* s) {
+         s->config_exits = "exits { block: 1 }\nexits { block: 2 }\n";
+       },
        nullptr, kInvalid, "differ from the config"},
       {"num_blocks disagrees",
        [](TinySpec* s) {
@@ -136,24 +150,33 @@ TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
          s->config_exits = "exits { block: 0 }\nexits { block: 4 }\n";
        },
        nullptr, kInvalid, "has 3 blocks"},
-      {"input shape rejected", [](TinySpec* s) { s->input_dims = {9}; }, nullptr, kInvalid,
-       "block 0 rejects input"},
+      {"input shape rejected", [](TinySpec* s) { s->input_dims = {9}; },
+       nullptr, kInvalid, "block 0 rejects input"},
       {"labels disagree with classes",
-       [](TinySpec* s) { s->config_extra = "labels: [\"a\", \"b\"]\n"; }, nullptr, kInvalid,
-       "classes"},
+       [](TinySpec* s) { s->config_extra = "labels: [\"a\", \"b\"]\n"; },
+       nullptr, kInvalid, "classes"},
       {"threshold above 1",
-       [](TinySpec* s) { s->config_exits = "exits { block: 0 threshold: 1.5 }\nexits { block: 2 }\n"; },
+       [](TinySpec* s) {
+         s->config_exits =
+             "exits { block: 0 threshold: 1.5 }\nexits { block: 2 }\n";
+       },
        nullptr, kInvalid, "outside [0, 1]"},
-      {"config syntax error", [](TinySpec* s) { s->config_extra = "num_blocks: {\n"; },
-       nullptr, kInvalid, "line"},
-      {"name differs from directory", [](TinySpec* s) { s->dir_name = "other"; }, nullptr,
-       kInvalid, "differs from its directory"},
+      {"config syntax error",
+       [](TinySpec* s) { s->config_extra = "num_blocks: {\n"; }, nullptr,
+       kInvalid, "line"},
+      {"name differs from directory",
+       [](TinySpec* s) { s->dir_name = "other"; }, nullptr, kInvalid,
+       "differs from its directory"},
       {"corrupt model.pt", nullptr,
-       [](const fs::path& dir) { std::ofstream(dir / "1" / "model.pt") << "not a zip"; },
+       [](const fs::path& dir) {
+         std::ofstream(dir / "1" / "model.pt") << "not a zip";
+       },
        kInvalid, "model.pt"},
-      {"missing model.pt", nullptr, [](const fs::path& dir) { fs::remove_all(dir / "1"); },
+      {"missing model.pt", nullptr,
+       [](const fs::path& dir) { fs::remove_all(dir / "1"); },
        absl::StatusCode::kNotFound, "no version"},
-      {"missing config", nullptr, [](const fs::path& dir) { fs::remove(dir / "config.pbtxt"); },
+      {"missing config", nullptr,
+       [](const fs::path& dir) { fs::remove(dir / "config.pbtxt"); },
        absl::StatusCode::kNotFound, "config.pbtxt"},
   };
   for (const BrokenCase& c : cases) {
@@ -162,7 +185,8 @@ TEST_F(ProgressiveModelTest, RejectsBrokenPackagesWithPreciseErrors) {
     if (c.breakage) c.breakage(&spec);
     const fs::path dir = WritePackage(root_, spec);
     if (c.after_write) c.after_write(dir);
-    EXPECT_THAT(ProgressiveModel::Load(dir.string(), {}), StatusIs(c.code, HasSubstr(c.message)));
+    EXPECT_THAT(ProgressiveModel::Load(dir.string(), {}),
+                StatusIs(c.code, HasSubstr(c.message)));
     fs::remove_all(dir);
   }
 }
@@ -182,7 +206,8 @@ TEST_F(ProgressiveModelTest, RepositoryFindsModelsByNameAndVersion) {
 }
 
 TEST_F(ProgressiveModelTest, RepositoryLoadIsStrict) {
-  EXPECT_THAT(ModelRepository::Load(root_.string(), {}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ModelRepository::Load(root_.string(), {}),
+              StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(ModelRepository::Load((root_ / "absent").string(), {}),
               StatusIs(absl::StatusCode::kNotFound));
   WritePackage(root_, {});
@@ -190,8 +215,9 @@ TEST_F(ProgressiveModelTest, RepositoryLoadIsStrict) {
   broken.name = "broken";
   broken.with_blocks = false;
   WritePackage(root_, broken);
-  EXPECT_THAT(ModelRepository::Load(root_.string(), {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("broken")));
+  EXPECT_THAT(
+      ModelRepository::Load(root_.string(), {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("broken")));
 }
 
 }  // namespace

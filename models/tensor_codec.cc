@@ -18,16 +18,26 @@ using tandem::v1::TensorSpec;
 
 torch::Dtype TorchDtype(DataType type) {
   switch (type) {
-    case DataType::kBool: return torch::kBool;
-    case DataType::kUint8: return torch::kUInt8;
-    case DataType::kInt8: return torch::kInt8;
-    case DataType::kInt16: return torch::kInt16;
-    case DataType::kInt32: return torch::kInt32;
-    case DataType::kInt64: return torch::kInt64;
-    case DataType::kFp16: return torch::kHalf;
-    case DataType::kBf16: return torch::kBFloat16;
-    case DataType::kFp32: return torch::kFloat32;
-    case DataType::kFp64: return torch::kFloat64;
+    case DataType::kBool:
+      return torch::kBool;
+    case DataType::kUint8:
+      return torch::kUInt8;
+    case DataType::kInt8:
+      return torch::kInt8;
+    case DataType::kInt16:
+      return torch::kInt16;
+    case DataType::kInt32:
+      return torch::kInt32;
+    case DataType::kInt64:
+      return torch::kInt64;
+    case DataType::kFp16:
+      return torch::kHalf;
+    case DataType::kBf16:
+      return torch::kBFloat16;
+    case DataType::kFp32:
+      return torch::kFloat32;
+    case DataType::kFp64:
+      return torch::kFloat64;
   }
   return torch::kFloat32;
 }
@@ -41,7 +51,8 @@ absl::Status EncodeAffine(const float* data, int64_t outer, int64_t channels,
     float lo = 0, hi = 0;
     for (int64_t o = 0; o < outer; ++o) {
       float run_lo, run_hi;
-      if (!FiniteMinMax(data + (o * channels + c) * inner, inner, &run_lo, &run_hi)) {
+      if (!FiniteMinMax(data + (o * channels + c) * inner, inner, &run_lo,
+                        &run_hi)) {
         return absl::InvalidArgumentError(
             "tensor: AFFINE_UINT8 cannot encode NaN or infinite values");
       }
@@ -63,8 +74,8 @@ absl::Status EncodeAffine(const float* data, int64_t outer, int64_t channels,
   return absl::OkStatus();
 }
 
-void DecodeAffine(const TensorSpec& spec, const TensorLayout& layout, const uint8_t* in,
-                  float* out) {
+void DecodeAffine(const TensorSpec& spec, const TensorLayout& layout,
+                  const uint8_t* in, float* out) {
   if (layout.num_elements == 0) return;
   const int64_t channels = layout.quant_channels;
   const int64_t inner = layout.quant_inner;
@@ -82,16 +93,26 @@ void DecodeAffine(const TensorSpec& spec, const TensorLayout& layout, const uint
 
 absl::StatusOr<DataType> DataTypeOf(const at::Tensor& tensor) {
   switch (tensor.scalar_type()) {
-    case torch::kBool: return DataType::kBool;
-    case torch::kUInt8: return DataType::kUint8;
-    case torch::kInt8: return DataType::kInt8;
-    case torch::kInt16: return DataType::kInt16;
-    case torch::kInt32: return DataType::kInt32;
-    case torch::kInt64: return DataType::kInt64;
-    case torch::kHalf: return DataType::kFp16;
-    case torch::kBFloat16: return DataType::kBf16;
-    case torch::kFloat32: return DataType::kFp32;
-    case torch::kFloat64: return DataType::kFp64;
+    case torch::kBool:
+      return DataType::kBool;
+    case torch::kUInt8:
+      return DataType::kUint8;
+    case torch::kInt8:
+      return DataType::kInt8;
+    case torch::kInt16:
+      return DataType::kInt16;
+    case torch::kInt32:
+      return DataType::kInt32;
+    case torch::kInt64:
+      return DataType::kInt64;
+    case torch::kHalf:
+      return DataType::kFp16;
+    case torch::kBFloat16:
+      return DataType::kBf16;
+    case torch::kFloat32:
+      return DataType::kFp32;
+    case torch::kFloat64:
+      return DataType::kFp64;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("tensor: dtype ", c10::toString(tensor.scalar_type()),
@@ -99,19 +120,23 @@ absl::StatusOr<DataType> DataTypeOf(const at::Tensor& tensor) {
   }
 }
 
-absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options,
-                          TensorSpec* spec, std::string* payload) {
+absl::Status EncodeTensor(const at::Tensor& tensor,
+                          const EncodeOptions& options, TensorSpec* spec,
+                          std::string* payload) {
   return GuardTorch("encoding a tensor", [&]() -> absl::Status {
     ASSIGN_OR_RETURN(const DataType datatype, DataTypeOf(tensor));
-    if (options.encoding != tandem::v1::ENCODING_RAW && datatype != DataType::kFp32) {
+    if (options.encoding != tandem::v1::ENCODING_RAW &&
+        datatype != DataType::kFp32) {
       return absl::InvalidArgumentError(
           absl::StrCat("tensor: ", tandem::v1::Encoding_Name(options.encoding),
                        " encodes FP32 tensors, not ", DataTypeName(datatype)));
     }
     if (tensor.dim() > kMaxRank) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor: rank over ", kMaxRank));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor: rank over ", kMaxRank));
     }
-    const at::Tensor t = tensor.is_cpu() ? tensor.contiguous() : tensor.cpu().contiguous();
+    const at::Tensor t =
+        tensor.is_cpu() ? tensor.contiguous() : tensor.cpu().contiguous();
     spec->Clear();
     spec->set_name(options.name);
     spec->set_datatype(std::string(DataTypeName(datatype)));
@@ -122,8 +147,9 @@ absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options
     const int64_t n = t.numel();
     // Encode straight into `payload` unless a compression stage follows.
     std::string staging;
-    std::string* encoded =
-        options.compression == tandem::v1::COMPRESSION_NONE ? payload : &staging;
+    std::string* encoded = options.compression == tandem::v1::COMPRESSION_NONE
+                               ? payload
+                               : &staging;
     switch (options.encoding) {
       case tandem::v1::ENCODING_RAW:
         encoded->resize(t.nbytes());
@@ -131,15 +157,16 @@ absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options
         break;
       case tandem::v1::ENCODING_FP16:
         encoded->resize(n * sizeof(uint16_t));
-        FloatToHalf(t.data_ptr<float>(), reinterpret_cast<uint16_t*>(encoded->data()), n);
+        FloatToHalf(t.data_ptr<float>(),
+                    reinterpret_cast<uint16_t*>(encoded->data()), n);
         break;
       case tandem::v1::ENCODING_AFFINE_UINT8: {
         int64_t outer = 1, channels = 1, inner = n;
         if (options.quant_axis) {
           const int axis = *options.quant_axis;
           if (axis < 0 || axis >= t.dim()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("tensor: quant_axis ", axis, " outside rank ", t.dim()));
+            return absl::InvalidArgumentError(absl::StrCat(
+                "tensor: quant_axis ", axis, " outside rank ", t.dim()));
           }
           spec->set_quant_axis(axis);
           channels = t.size(axis);
@@ -149,8 +176,9 @@ absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options
           for (int d = axis + 1; d < t.dim(); ++d) inner *= t.size(d);
         }
         encoded->resize(n);
-        RETURN_IF_ERROR(EncodeAffine(t.data_ptr<float>(), outer, channels, inner, spec,
-                                     reinterpret_cast<uint8_t*>(encoded->data())));
+        RETURN_IF_ERROR(
+            EncodeAffine(t.data_ptr<float>(), outer, channels, inner, spec,
+                         reinterpret_cast<uint8_t*>(encoded->data())));
         break;
       }
       default:
@@ -168,13 +196,15 @@ absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options
   });
 }
 
-absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec, absl::string_view payload,
+absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec,
+                                        absl::string_view payload,
                                         const DecodeLimits& limits) {
   ASSIGN_OR_RETURN(const TensorLayout layout,
                    ValidateTensorSpec(spec, payload.size(), limits));
   std::vector<int64_t> shape(spec.shape().begin(), spec.shape().end());
   return GuardTorch("decoding a tensor", [&]() -> absl::StatusOr<at::Tensor> {
-    at::Tensor out = torch::empty(shape, torch::TensorOptions().dtype(TorchDtype(layout.datatype)));
+    at::Tensor out = torch::empty(
+        shape, torch::TensorOptions().dtype(TorchDtype(layout.datatype)));
     // Decompress into a staging buffer, or for RAW straight into the tensor.
     std::string staging;
     const char* encoded = payload.data();
@@ -186,17 +216,19 @@ absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec, absl::string_vie
         staging.resize(layout.encoded_bytes);
         target = staging.data();
       }
-      RETURN_IF_ERROR(ZstdDecompressExact(payload, layout.encoded_bytes, target));
+      RETURN_IF_ERROR(
+          ZstdDecompressExact(payload, layout.encoded_bytes, target));
       if (spec.encoding() == tandem::v1::ENCODING_RAW) return out;
       encoded = staging.data();
     }
     switch (spec.encoding()) {
       case tandem::v1::ENCODING_RAW:
-        if (layout.encoded_bytes > 0) std::memcpy(out.data_ptr(), encoded, layout.encoded_bytes);
+        if (layout.encoded_bytes > 0)
+          std::memcpy(out.data_ptr(), encoded, layout.encoded_bytes);
         break;
       case tandem::v1::ENCODING_FP16:
-        HalfToFloat(reinterpret_cast<const uint16_t*>(encoded), out.data_ptr<float>(),
-                    layout.num_elements);
+        HalfToFloat(reinterpret_cast<const uint16_t*>(encoded),
+                    out.data_ptr<float>(), layout.num_elements);
         break;
       case tandem::v1::ENCODING_AFFINE_UINT8:
         DecodeAffine(spec, layout, reinterpret_cast<const uint8_t*>(encoded),

@@ -40,7 +40,8 @@ struct EncodeOptions {
 // may live on any device and have any layout. INVALID_ARGUMENT for a dtype the
 // wire has no name for, a lossy encoding of a non-FP32 tensor, or
 // AFFINE_UINT8 of a tensor holding NaN or infinity.
-absl::Status EncodeTensor(const at::Tensor& tensor, const EncodeOptions& options,
+absl::Status EncodeTensor(const at::Tensor& tensor,
+                          const EncodeOptions& options,
                           tandem::v1::TensorSpec* spec, std::string* payload);
 
 // Validates (see ValidateTensorSpec) and decodes into a new CPU tensor of the

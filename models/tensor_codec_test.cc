@@ -34,7 +34,8 @@ Encoded MustEncode(const torch::Tensor& t, const EncodeOptions& options) {
 }
 
 torch::Tensor MustDecode(const Encoded& e) {
-  absl::StatusOr<torch::Tensor> t = DecodeTensor(e.spec, e.payload, DecodeLimits{});
+  absl::StatusOr<torch::Tensor> t =
+      DecodeTensor(e.spec, e.payload, DecodeLimits{});
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *t : torch::Tensor();
 }
@@ -58,11 +59,12 @@ TEST(TensorCodec, RawIsExactForEveryDatatype) {
       torch::randint(-100000, 100000, {5}).to(torch::kInt32),
       torch::randint(-100000, 100000, {5}).to(torch::kInt64),
       torch::rand({6}) > 0.5,
-      torch::randn({0, 4}),          // Empty.
-      torch::tensor(3.5f),           // Rank 0.
-      torch::randn({4, 6}).t(),      // Not contiguous.
+      torch::randn({0, 4}),      // Empty.
+      torch::tensor(3.5f),       // Rank 0.
+      torch::randn({4, 6}).t(),  // Not contiguous.
   };
-  for (Compression c : {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
+  for (Compression c :
+       {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
     for (const torch::Tensor& t : tensors) {
       EncodeOptions options;
       options.compression = c;
@@ -77,7 +79,8 @@ TEST(TensorCodec, RawIsExactForEveryDatatype) {
 
 TEST(TensorCodec, Fp16ErrorWithinHalfPrecision) {
   const torch::Tensor t = torch::randn({2, 16, 7, 7}) * 100;
-  for (Compression c : {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
+  for (Compression c :
+       {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
     EncodeOptions options;
     options.encoding = tandem::v1::ENCODING_FP16;
     options.compression = c;
@@ -86,15 +89,18 @@ TEST(TensorCodec, Fp16ErrorWithinHalfPrecision) {
     const torch::Tensor back = MustDecode(e);
     ASSERT_EQ(back.scalar_type(), torch::kFloat32);
     // Relative 2^-11 for normal values, absolute 2^-25 below FP16's normals.
-    const torch::Tensor bound = t.abs() * std::ldexp(1.0, -11) + std::ldexp(1.0, -25);
+    const torch::Tensor bound =
+        t.abs() * std::ldexp(1.0, -11) + std::ldexp(1.0, -25);
     EXPECT_TRUE(((back - t).abs() <= bound).all().item<bool>());
   }
 }
 
 TEST(TensorCodec, AffineUint8ErrorWithinHalfAStep) {
   const torch::Tensor t = Activation({2, 16, 7, 7}) - 0.5;
-  for (std::optional<int> axis : {std::optional<int>(), std::optional<int>(1)}) {
-    for (Compression c : {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
+  for (std::optional<int> axis :
+       {std::optional<int>(), std::optional<int>(1)}) {
+    for (Compression c :
+         {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
       EncodeOptions options;
       options.encoding = tandem::v1::ENCODING_AFFINE_UINT8;
       options.compression = c;
@@ -123,7 +129,8 @@ TEST(TensorCodec, PerChannelIsNoWorseThanPerTensor) {
     EncodeOptions options;
     options.encoding = tandem::v1::ENCODING_AFFINE_UINT8;
     if (per_channel) options.quant_axis = 1;
-    err[per_channel] = (MustDecode(MustEncode(t, options)) - t).abs().mean().item<double>();
+    err[per_channel] =
+        (MustDecode(MustEncode(t, options)) - t).abs().mean().item<double>();
   }
   EXPECT_LT(err[1], err[0] / 2);
 }
@@ -142,8 +149,9 @@ TEST(TensorCodec, EncodeRejectsWhatItCannotCarry) {
   std::string payload;
   EncodeOptions fp16;
   fp16.encoding = tandem::v1::ENCODING_FP16;
-  EXPECT_THAT(EncodeTensor(torch::ones({3}, torch::kInt32), fp16, &spec, &payload),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      EncodeTensor(torch::ones({3}, torch::kInt32), fp16, &spec, &payload),
+      StatusIs(absl::StatusCode::kInvalidArgument));
   EncodeOptions affine;
   affine.encoding = tandem::v1::ENCODING_AFFINE_UINT8;
   EXPECT_THAT(EncodeTensor(torch::tensor({1.0f, NAN}), affine, &spec, &payload),
@@ -151,8 +159,8 @@ TEST(TensorCodec, EncodeRejectsWhatItCannotCarry) {
   affine.quant_axis = 3;
   EXPECT_THAT(EncodeTensor(torch::ones({2, 2}), affine, &spec, &payload),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(EncodeTensor(torch::ones({2}, torch::kComplexFloat), EncodeOptions{}, &spec,
-                           &payload),
+  EXPECT_THAT(EncodeTensor(torch::ones({2}, torch::kComplexFloat),
+                           EncodeOptions{}, &spec, &payload),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
@@ -175,21 +183,28 @@ TEST(TensorCodec, MalformedInputGetsPreciseErrors) {
   const auto zstd = tandem::v1::COMPRESSION_ZSTD;
   const int64_t kMax = std::numeric_limits<int64_t>::max();
   const MalformedCase cases[] = {
-      {"unknown datatype", raw, none, [](auto* s, auto*) { s->set_datatype("FP8"); }, kInvalid},
-      {"BYTES datatype", raw, none, [](auto* s, auto*) { s->set_datatype("BYTES"); }, kInvalid},
-      {"lowercase datatype", raw, none, [](auto* s, auto*) { s->set_datatype("fp32"); },
+      {"unknown datatype", raw, none,
+       [](auto* s, auto*) { s->set_datatype("FP8"); }, kInvalid},
+      {"BYTES datatype", raw, none,
+       [](auto* s, auto*) { s->set_datatype("BYTES"); }, kInvalid},
+      {"lowercase datatype", raw, none,
+       [](auto* s, auto*) { s->set_datatype("fp32"); }, kInvalid},
+      {"negative dim", raw, none, [](auto* s, auto*) { s->set_shape(0, -2); },
        kInvalid},
-      {"negative dim", raw, none, [](auto* s, auto*) { s->set_shape(0, -2); }, kInvalid},
       {"rank 9", raw, none,
        [](auto* s, auto*) {
          s->clear_shape();
          for (int i = 0; i < 9; ++i) s->add_shape(1);
        },
        kInvalid},
-      {"short payload", raw, none, [](auto*, auto* p) { p->pop_back(); }, kInvalid},
-      {"long payload", raw, none, [](auto*, auto* p) { p->push_back('x'); }, kInvalid},
-      {"empty payload", raw, none, [](auto*, auto* p) { p->clear(); }, kInvalid},
-      {"shape mismatch", raw, none, [](auto* s, auto*) { s->set_shape(1, 4); }, kInvalid},
+      {"short payload", raw, none, [](auto*, auto* p) { p->pop_back(); },
+       kInvalid},
+      {"long payload", raw, none, [](auto*, auto* p) { p->push_back('x'); },
+       kInvalid},
+      {"empty payload", raw, none, [](auto*, auto* p) { p->clear(); },
+       kInvalid},
+      {"shape mismatch", raw, none, [](auto* s, auto*) { s->set_shape(1, 4); },
+       kInvalid},
       {"huge dims", raw, none,
        [](auto* s, auto*) {
          s->set_shape(0, int64_t{1} << 40);
@@ -202,37 +217,45 @@ TEST(TensorCodec, MalformedInputGetsPreciseErrors) {
          s->set_shape(1, kMax);
        },
        kExhausted},
-      {"over the size cap", raw, none, [](auto* s, auto*) { s->set_shape(0, 100000000); },
-       kExhausted},
+      {"over the size cap", raw, none,
+       [](auto* s, auto*) { s->set_shape(0, 100000000); }, kExhausted},
       {"unknown encoding", raw, none,
-       [](auto* s, auto*) { s->set_encoding(static_cast<Encoding>(99)); }, kInvalid},
+       [](auto* s, auto*) { s->set_encoding(static_cast<Encoding>(99)); },
+       kInvalid},
       {"unknown compression", raw, none,
-       [](auto* s, auto*) { s->set_compression(static_cast<Compression>(7)); }, kInvalid},
-      {"FP16 of INT32", fp16, none, [](auto* s, auto*) { s->set_datatype("INT32"); },
+       [](auto* s, auto*) { s->set_compression(static_cast<Compression>(7)); },
        kInvalid},
-      {"quantization fields on RAW", raw, none, [](auto* s, auto*) { s->add_scale(1); },
-       kInvalid},
-      {"affine without scale", affine, none, [](auto* s, auto*) { s->clear_scale(); },
-       kInvalid},
-      {"affine zero scale", affine, none, [](auto* s, auto*) { s->set_scale(0, 0); },
-       kInvalid},
-      {"affine NaN scale", affine, none, [](auto* s, auto*) { s->set_scale(0, NAN); },
-       kInvalid},
-      {"affine negative scale", affine, none, [](auto* s, auto*) { s->set_scale(0, -1); },
-       kInvalid},
+      {"FP16 of INT32", fp16, none,
+       [](auto* s, auto*) { s->set_datatype("INT32"); }, kInvalid},
+      {"quantization fields on RAW", raw, none,
+       [](auto* s, auto*) { s->add_scale(1); }, kInvalid},
+      {"affine without scale", affine, none,
+       [](auto* s, auto*) { s->clear_scale(); }, kInvalid},
+      {"affine zero scale", affine, none,
+       [](auto* s, auto*) { s->set_scale(0, 0); }, kInvalid},
+      {"affine NaN scale", affine, none,
+       [](auto* s, auto*) { s->set_scale(0, NAN); }, kInvalid},
+      {"affine negative scale", affine, none,
+       [](auto* s, auto*) { s->set_scale(0, -1); }, kInvalid},
       {"affine zero point 300", affine, none,
        [](auto* s, auto*) { s->set_zero_point(0, 300); }, kInvalid},
-      {"affine axis out of range", affine, none, [](auto* s, auto*) { s->set_quant_axis(5); },
-       kInvalid},
-      {"affine per-channel count", affine, none, [](auto* s, auto*) { s->set_quant_axis(1); },
-       kInvalid},
-      {"corrupt zstd", raw, zstd, [](auto*, auto* p) { (*p)[p->size() / 2] ^= 0x5a; (*p)[0] = 0; },
+      {"affine axis out of range", affine, none,
+       [](auto* s, auto*) { s->set_quant_axis(5); }, kInvalid},
+      {"affine per-channel count", affine, none,
+       [](auto* s, auto*) { s->set_quant_axis(1); }, kInvalid},
+      {"corrupt zstd", raw, zstd,
+       [](auto*, auto* p) {
+         (*p)[p->size() / 2] ^= 0x5a;
+         (*p)[0] = 0;
+       },
        kInvalid},
       {"zstd of another size", raw, zstd,
-       [](auto*, auto* p) { ASSERT_TRUE(ZstdCompress(std::string(20, 'a'), 1, p).ok()); },
+       [](auto*, auto* p) {
+         ASSERT_TRUE(ZstdCompress(std::string(20, 'a'), 1, p).ok());
+       },
        kInvalid},
-      {"zstd encoded_bytes lies", raw, zstd, [](auto* s, auto*) { s->set_encoded_bytes(4); },
-       kInvalid},
+      {"zstd encoded_bytes lies", raw, zstd,
+       [](auto* s, auto*) { s->set_encoded_bytes(4); }, kInvalid},
       {"zstd bomb: huge shape, tiny payload", raw, zstd,
        [](auto* s, auto*) {
          s->set_shape(0, 1 << 30);

@@ -38,28 +38,31 @@ size_t EncodedElementSize(tandem::v1::Encoding encoding, DataType datatype) {
   }
 }
 
-absl::Status ValidateAffine(const tandem::v1::TensorSpec& spec, TensorLayout* layout) {
+absl::Status ValidateAffine(const tandem::v1::TensorSpec& spec,
+                            TensorLayout* layout) {
   const int rank = spec.shape_size();
   int64_t channels = 1;
   int64_t inner = layout->num_elements;
   if (spec.has_quant_axis()) {
     const int axis = spec.quant_axis();
     if (axis < 0 || axis >= rank) {
-      return Invalid(absl::StrCat("quant_axis ", axis, " is outside rank ", rank));
+      return Invalid(
+          absl::StrCat("quant_axis ", axis, " is outside rank ", rank));
     }
     channels = spec.shape(axis);
     inner = 1;
     for (int d = axis + 1; d < rank; ++d) inner *= spec.shape(d);
   }
   if (spec.scale_size() != channels || spec.zero_point_size() != channels) {
-    return Invalid(absl::StrCat("AFFINE_UINT8 needs ", channels,
-                                " scale and zero_point values; got ", spec.scale_size(),
-                                " and ", spec.zero_point_size()));
+    return Invalid(absl::StrCat(
+        "AFFINE_UINT8 needs ", channels, " scale and zero_point values; got ",
+        spec.scale_size(), " and ", spec.zero_point_size()));
   }
   for (int c = 0; c < channels; ++c) {
     const float scale = spec.scale(c);
     if (!std::isfinite(scale) || scale <= 0) {
-      return Invalid(absl::StrCat("scale[", c, "] = ", scale, " is not a positive number"));
+      return Invalid(absl::StrCat("scale[", c, "] = ", scale,
+                                  " is not a positive number"));
     }
     if (spec.zero_point(c) < 0 || spec.zero_point(c) > 255) {
       return Invalid(absl::StrCat("zero_point[", c, "] = ", spec.zero_point(c),
@@ -84,29 +87,35 @@ absl::string_view DataTypeName(DataType type) {
   return kDataTypes[static_cast<int>(type)].name;
 }
 
-size_t DataTypeSize(DataType type) { return kDataTypes[static_cast<int>(type)].size; }
+size_t DataTypeSize(DataType type) {
+  return kDataTypes[static_cast<int>(type)].size;
+}
 
-absl::StatusOr<TensorLayout> ValidateTensorSpec(const tandem::v1::TensorSpec& spec,
-                                                size_t payload_size,
-                                                const DecodeLimits& limits) {
+absl::StatusOr<TensorLayout> ValidateTensorSpec(
+    const tandem::v1::TensorSpec& spec, size_t payload_size,
+    const DecodeLimits& limits) {
   TensorLayout layout;
   const std::optional<DataType> datatype = ParseDataType(spec.datatype());
-  if (!datatype) return Invalid(absl::StrCat("unknown datatype '", spec.datatype(), "'"));
+  if (!datatype)
+    return Invalid(absl::StrCat("unknown datatype '", spec.datatype(), "'"));
   layout.datatype = *datatype;
 
   if (!tandem::v1::Encoding_IsValid(spec.encoding())) {
     return Invalid(absl::StrCat("unknown encoding ", spec.encoding()));
   }
-  if (spec.encoding() != tandem::v1::ENCODING_RAW && *datatype != DataType::kFp32) {
+  if (spec.encoding() != tandem::v1::ENCODING_RAW &&
+      *datatype != DataType::kFp32) {
     return Invalid(absl::StrCat(tandem::v1::Encoding_Name(spec.encoding()),
-                                " carries FP32 tensors, not ", spec.datatype()));
+                                " carries FP32 tensors, not ",
+                                spec.datatype()));
   }
   if (!tandem::v1::Compression_IsValid(spec.compression())) {
     return Invalid(absl::StrCat("unknown compression ", spec.compression()));
   }
 
   if (spec.shape_size() > kMaxRank) {
-    return Invalid(absl::StrCat("rank ", spec.shape_size(), " is over ", kMaxRank));
+    return Invalid(
+        absl::StrCat("rank ", spec.shape_size(), " is over ", kMaxRank));
   }
   const int64_t element_size = static_cast<int64_t>(DataTypeSize(*datatype));
   const int64_t max_elements = limits.max_tensor_bytes / element_size;
@@ -114,7 +123,8 @@ absl::StatusOr<TensorLayout> ValidateTensorSpec(const tandem::v1::TensorSpec& sp
   bool over_limit = false;
   for (int d = 0; d < spec.shape_size(); ++d) {
     const int64_t dim = spec.shape(d);
-    if (dim < 0) return Invalid(absl::StrCat("shape[", d, "] = ", dim, " is negative"));
+    if (dim < 0)
+      return Invalid(absl::StrCat("shape[", d, "] = ", dim, " is negative"));
     if (dim == 0) {
       elements = 0;
       over_limit = false;
@@ -125,21 +135,23 @@ absl::StatusOr<TensorLayout> ValidateTensorSpec(const tandem::v1::TensorSpec& sp
     if (!over_limit) elements *= dim;
   }
   if (over_limit || elements > max_elements) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "tensor: shape [", absl::StrJoin(spec.shape(), ","), "] of ", spec.datatype(),
-        " is over the limit of ", limits.max_tensor_bytes, " bytes"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("tensor: shape [", absl::StrJoin(spec.shape(), ","),
+                     "] of ", spec.datatype(), " is over the limit of ",
+                     limits.max_tensor_bytes, " bytes"));
   }
   layout.num_elements = elements;
   layout.decoded_bytes = elements * element_size;
-  layout.encoded_bytes =
-      elements * static_cast<int64_t>(EncodedElementSize(spec.encoding(), *datatype));
+  layout.encoded_bytes = elements * static_cast<int64_t>(EncodedElementSize(
+                                        spec.encoding(), *datatype));
 
   if (spec.compression() == tandem::v1::COMPRESSION_NONE) {
     if (static_cast<int64_t>(payload_size) != layout.encoded_bytes) {
-      return Invalid(absl::StrCat("payload has ", payload_size, " bytes; shape [",
-                                  absl::StrJoin(spec.shape(), ","), "] encoded as ",
-                                  tandem::v1::Encoding_Name(spec.encoding()), " needs ",
-                                  layout.encoded_bytes));
+      return Invalid(
+          absl::StrCat("payload has ", payload_size, " bytes; shape [",
+                       absl::StrJoin(spec.shape(), ","), "] encoded as ",
+                       tandem::v1::Encoding_Name(spec.encoding()), " needs ",
+                       layout.encoded_bytes));
     }
   } else {
     if (spec.encoded_bytes() != layout.encoded_bytes) {
@@ -159,7 +171,8 @@ absl::StatusOr<TensorLayout> ValidateTensorSpec(const tandem::v1::TensorSpec& sp
     if (!status.ok()) return status;
   } else if (spec.scale_size() != 0 || spec.zero_point_size() != 0 ||
              spec.has_quant_axis()) {
-    return Invalid("scale, zero_point and quant_axis belong to AFFINE_UINT8 only");
+    return Invalid(
+        "scale, zero_point and quant_axis belong to AFFINE_UINT8 only");
   }
   return layout;
 }

@@ -14,7 +14,18 @@
 namespace tandem {
 
 // Element types the codec carries, by their KServe v2 names.
-enum class DataType { kBool, kUint8, kInt8, kInt16, kInt32, kInt64, kFp16, kBf16, kFp32, kFp64 };
+enum class DataType {
+  kBool,
+  kUint8,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kFp16,
+  kBf16,
+  kFp32,
+  kFp64
+};
 
 // "FP32" -> kFp32; nullopt for unknown names (and for "BYTES", which has no
 // fixed element size).
@@ -50,9 +61,9 @@ struct TensorLayout {
 // no larger than its worst-case compressed size); quantization parameters
 // present, finite, positive scales, zero points in [0, 255]. Everything else
 // is INVALID_ARGUMENT with a message naming the field.
-absl::StatusOr<TensorLayout> ValidateTensorSpec(const tandem::v1::TensorSpec& spec,
-                                                size_t payload_size,
-                                                const DecodeLimits& limits);
+absl::StatusOr<TensorLayout> ValidateTensorSpec(
+    const tandem::v1::TensorSpec& spec, size_t payload_size,
+    const DecodeLimits& limits);
 
 }  // namespace tandem
 

@@ -15,7 +15,8 @@ std::string FirstLine(absl::string_view what) {
 absl::Status FromException(absl::string_view context, const std::exception& e,
                            absl::StatusCode code) {
   const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
-  const char* what = torch_error != nullptr ? torch_error->what_without_backtrace() : e.what();
+  const char* what =
+      torch_error != nullptr ? torch_error->what_without_backtrace() : e.what();
   return absl::Status(code, absl::StrCat(context, ": ", FirstLine(what)));
 }
 

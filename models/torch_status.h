@@ -23,7 +23,8 @@ absl::Status FromException(absl::string_view context, const std::exception& e,
 // "<context>: <first line of the error>".
 template <typename Fn>
 auto GuardTorch(absl::string_view context, Fn&& fn,
-                absl::StatusCode code = absl::StatusCode::kInternal) -> decltype(fn()) {
+                absl::StatusCode code = absl::StatusCode::kInternal)
+    -> decltype(fn()) {
   try {
     return fn();
   } catch (const std::exception& e) {

@@ -24,9 +24,9 @@ struct DevicePreset {
 
 // Board-level power at the power-mode cap while computing; idle 1.5-3 W.
 constexpr DevicePreset kDevices[] = {
-    {"jetson_nano_5w", {5.0, 1.5}},     {"jetson_nano_10w", {10.0, 1.5}},
-    {"jetson_xavier_nx", {15.0, 2.0}},  {"jetson_agx_xavier", {30.0, 3.0}},
-    {"jetson_orin_nx", {25.0, 3.0}},    {"raspberry_pi_4", {6.4, 2.7}},
+    {"jetson_nano_5w", {5.0, 1.5}},    {"jetson_nano_10w", {10.0, 1.5}},
+    {"jetson_xavier_nx", {15.0, 2.0}}, {"jetson_agx_xavier", {30.0, 3.0}},
+    {"jetson_orin_nx", {25.0, 3.0}},   {"raspberry_pi_4", {6.4, 2.7}},
 };
 
 }  // namespace
@@ -43,7 +43,8 @@ absl::StatusOr<DevicePower> DevicePowerPreset(absl::string_view device) {
   for (const DevicePreset& preset : kDevices) {
     if (preset.name == device) return preset.power;
   }
-  return absl::NotFoundError(absl::StrCat("unknown device preset '", device, "'"));
+  return absl::NotFoundError(
+      absl::StrCat("unknown device preset '", device, "'"));
 }
 
 }  // namespace tandem

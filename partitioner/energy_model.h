@@ -37,8 +37,10 @@ struct EnergyModel {
   // transmits for `transfer_ms` at `uplink_mbit`, and waits `idle_ms`.
   double EnergyMj(double compute_ms, double transfer_ms, double uplink_mbit,
                   double idle_ms) const {
-    const double radio_w = (radio.alpha_mw_per_mbit * uplink_mbit + radio.beta_mw) / 1000;
-    return device.compute_w * compute_ms + radio_w * transfer_ms + device.idle_w * idle_ms;
+    const double radio_w =
+        (radio.alpha_mw_per_mbit * uplink_mbit + radio.beta_mw) / 1000;
+    return device.compute_w * compute_ms + radio_w * transfer_ms +
+           device.idle_w * idle_ms;
   }
 };
 

@@ -24,7 +24,8 @@ TEST(EnergyModel, PresetsFromTheLiterature) {
   ASSERT_OK_AND_ASSIGN(RadioPower g3, RadioPowerPreset("3g"));
   EXPECT_DOUBLE_EQ(g3.alpha_mw_per_mbit, 868.98);
   EXPECT_THAT(RadioPowerPreset("5g"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(DevicePowerPreset("toaster"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(DevicePowerPreset("toaster"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -18,9 +18,9 @@ namespace tandem {
 // lowest such threshold is used (letting out the most samples), never lower
 // than the calibrated one. Exits whose calibration never reaches the floor are
 // left out, so the request runs on to a deeper, more accurate exit.
-std::map<int, float> ChooseExitThresholds(const tandem::v1::ModelConfig& config,
-                                          float min_accuracy,
-                                          const std::map<int, float>& overrides = {});
+std::map<int, float> ChooseExitThresholds(
+    const tandem::v1::ModelConfig& config, float min_accuracy,
+    const std::map<int, float>& overrides = {});
 
 }  // namespace tandem
 

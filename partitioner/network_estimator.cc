@@ -19,7 +19,8 @@ void NetworkEstimator::AddTransfer(int64_t bytes, absl::Duration elapsed,
   AddThroughput(bytes * 8.0 / absl::ToDoubleMicroseconds(sending));
 }
 
-void NetworkEstimator::AddIncompleteTransfer(int64_t bytes, absl::Duration elapsed) {
+void NetworkEstimator::AddIncompleteTransfer(int64_t bytes,
+                                             absl::Duration elapsed) {
   last_sample_ = clock_->Now();
   if (bytes <= 0 || elapsed <= absl::ZeroDuration()) return;
   AddThroughput(0.25 * bytes * 8.0 / absl::ToDoubleMicroseconds(elapsed));
@@ -27,8 +28,9 @@ void NetworkEstimator::AddIncompleteTransfer(int64_t bytes, absl::Duration elaps
 
 void NetworkEstimator::AddThroughput(double mbit) {
   const double current = uplink_mbit();
-  const bool deviates = current > 0 && (mbit > current * options_.change_factor ||
-                                        mbit < current / options_.change_factor);
+  const bool deviates =
+      current > 0 && (mbit > current * options_.change_factor ||
+                      mbit < current / options_.change_factor);
   if (!deviates) {
     deviations_ = 0;
     pending_.Clear();
@@ -53,7 +55,8 @@ void NetworkEstimator::AddRtt(absl::Duration rtt) {
 }
 
 double NetworkEstimator::uplink_mbit() const {
-  return throughput_.empty() ? options_.initial_uplink_mbit : throughput_.HarmonicMean();
+  return throughput_.empty() ? options_.initial_uplink_mbit
+                             : throughput_.HarmonicMean();
 }
 
 double NetworkEstimator::rtt_ms() const {

@@ -22,10 +22,12 @@ namespace tandem {
 class NetworkEstimator {
  public:
   struct Options {
-    size_t window = 8;              // Throughput samples kept.
-    double change_factor = 2.0;     // A sample this far off (either way) is a deviation...
-    int change_samples = 2;         // ...and this many in a row a change of link.
-    absl::Duration max_age = absl::Seconds(10);  // Older estimates call for a probe.
+    size_t window = 8;  // Throughput samples kept.
+    double change_factor =
+        2.0;  // A sample this far off (either way) is a deviation...
+    int change_samples = 2;  // ...and this many in a row a change of link.
+    absl::Duration max_age =
+        absl::Seconds(10);           // Older estimates call for a probe.
     double initial_uplink_mbit = 0;  // Assumed before any sample; 0: unknown.
     double initial_rtt_ms = 0;
   };
@@ -34,7 +36,8 @@ class NetworkEstimator {
 
   // A transfer of `bytes` that took `seconds` from the first byte sent to the
   // answer (the round trip), of which `rtt` was not spent sending.
-  void AddTransfer(int64_t bytes, absl::Duration elapsed, absl::Duration rtt_part);
+  void AddTransfer(int64_t bytes, absl::Duration elapsed,
+                   absl::Duration rtt_part);
   // A transfer of `bytes` cut off after `elapsed` (its deadline passed): the
   // link carried only part of it. Counted as a quarter of bytes / elapsed, a
   // pessimistic sample that lets a fallen link be noticed within two of them.

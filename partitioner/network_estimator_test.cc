@@ -9,7 +9,8 @@ namespace {
 void Transfer(NetworkEstimator& estimator, double mbit, int64_t bytes = 100000,
               double rtt_ms = 10) {
   const absl::Duration sending = absl::Microseconds(bytes * 8.0 / mbit);
-  estimator.AddTransfer(bytes, sending + absl::Milliseconds(rtt_ms), absl::Milliseconds(rtt_ms));
+  estimator.AddTransfer(bytes, sending + absl::Milliseconds(rtt_ms),
+                        absl::Milliseconds(rtt_ms));
 }
 
 TEST(NetworkEstimator, HarmonicMeanResistsFastOutliers) {

@@ -22,11 +22,12 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // exit (Edgent's right-sizing: the blocks after it never run).
 struct ExitSetting {
   float threshold = 0;
-  int forced_exit = -1;            // Block of the forced exit; -1: a cascade point.
-  int last_block = 0;              // The last block that can run.
+  int forced_exit = -1;  // Block of the forced exit; -1: a cascade point.
+  int last_block = 0;    // The last block that can run.
   double accuracy = 0;
-  std::vector<double> reach;       // reach[b]: P(a sample runs block b); size N + 1.
-  std::vector<bool> head_runs;     // Whether the exit head after block b is evaluated.
+  std::vector<double> reach;  // reach[b]: P(a sample runs block b); size N + 1.
+  std::vector<bool>
+      head_runs;  // Whether the exit head after block b is evaluated.
 };
 
 // A candidate while deciding: plain numbers, no strings.
@@ -35,15 +36,17 @@ struct Candidate {
   int setting;
   Encoding encoding;
   int64_t bytes;
-  double edge_ms, transfer_ms, cloud_ms, latency_ms, tail_ms, energy_mj, accuracy,
-      offload_probability;
+  double edge_ms, transfer_ms, cloud_ms, latency_ms, tail_ms, energy_mj,
+      accuracy, offload_probability;
   bool meets_accuracy, meets_deadline;
 };
 
-int64_t SizeOf(const google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>& sizes,
-               Encoding encoding) {
+int64_t SizeOf(
+    const google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>& sizes,
+    Encoding encoding) {
   for (const auto& size : sizes) {
-    if (size.encoding() == encoding && size.compression() == tandem::v1::COMPRESSION_NONE) {
+    if (size.encoding() == encoding &&
+        size.compression() == tandem::v1::COMPRESSION_NONE) {
       return size.bytes();
     }
   }
@@ -53,9 +56,11 @@ int64_t SizeOf(const google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>
 std::vector<ExitSetting> ExitSettings(const ModelConfig& config) {
   const int n = config.num_blocks();
   std::vector<int> exit_index_of_block(n, -1);
-  for (int e = 0; e < config.exits_size(); ++e) exit_index_of_block[config.exits(e).block()] = e;
+  for (int e = 0; e < config.exits_size(); ++e)
+    exit_index_of_block[config.exits(e).block()] = e;
   std::vector<ExitSetting> settings;
-  auto add = [&](float threshold, const std::vector<double>& rates, double accuracy) {
+  auto add = [&](float threshold, const std::vector<double>& rates,
+                 double accuracy) {
     ExitSetting s;
     s.threshold = threshold;
     s.last_block = n - 1;
@@ -74,14 +79,17 @@ std::vector<ExitSetting> ExitSettings(const ModelConfig& config) {
   };
   for (const auto& point : config.cascade_calibration()) {
     if (point.exit_rates_size() != config.exits_size()) continue;
-    add(point.threshold(), std::vector<double>(point.exit_rates().begin(), point.exit_rates().end()),
+    add(point.threshold(),
+        std::vector<double>(point.exit_rates().begin(),
+                            point.exit_rates().end()),
         point.accuracy());
   }
   bool has_off = false;
   for (const ExitSetting& s : settings) has_off |= s.threshold > 1.0f;
   if (!has_off) {
     // Uncalibrated model: early exits off, accuracy as tested (or unknown).
-    const double final_accuracy = config.exits_size() > 0 ? config.exits().rbegin()->test_accuracy() : 0;
+    const double final_accuracy =
+        config.exits_size() > 0 ? config.exits().rbegin()->test_accuracy() : 0;
     add(2.0f, std::vector<double>(config.exits_size(), 0.0), final_accuracy);
   }
   // Forcing requests out early trades accuracy for time; an untrained model's
@@ -120,24 +128,31 @@ bool Better(const Candidate& a, const Candidate& b, Objective objective) {
 
 std::string EncodingName(Encoding encoding) {
   switch (encoding) {
-    case tandem::v1::ENCODING_FP16: return "FP16";
-    case tandem::v1::ENCODING_AFFINE_UINT8: return "INT8";
-    default: return "FP32";
+    case tandem::v1::ENCODING_FP16:
+      return "FP16";
+    case tandem::v1::ENCODING_AFFINE_UINT8:
+      return "INT8";
+    default:
+      return "FP32";
   }
 }
 
-std::string Describe(const Candidate& c, const std::vector<ExitSetting>& settings) {
+std::string Describe(const Candidate& c,
+                     const std::vector<ExitSetting>& settings) {
   const ExitSetting& setting = settings[c.setting];
   const float t = setting.threshold;
   const std::string exits =
-      setting.forced_exit >= 0 ? absl::StrFormat("every request out at exit %d", setting.forced_exit)
-      : t > 1.0f               ? std::string("early exits off")
-                               : absl::StrFormat("exit threshold %.3g", t);
+      setting.forced_exit >= 0
+          ? absl::StrFormat("every request out at exit %d", setting.forced_exit)
+      : t > 1.0f ? std::string("early exits off")
+                 : absl::StrFormat("exit threshold %.3g", t);
   if (c.split > setting.last_block) return absl::StrCat("edge-only, ", exits);
-  return absl::StrFormat("split %d (%s), %s", c.split, EncodingName(c.encoding), exits);
+  return absl::StrFormat("split %d (%s), %s", c.split, EncodingName(c.encoding),
+                         exits);
 }
 
-tandem::v1::PlanAlternative ToProto(const Candidate& c, const std::vector<ExitSetting>& settings,
+tandem::v1::PlanAlternative ToProto(const Candidate& c,
+                                    const std::vector<ExitSetting>& settings,
                                     const PlanConstraints& constraints) {
   tandem::v1::PlanAlternative a;
   a.set_split_point(c.split);
@@ -154,11 +169,12 @@ tandem::v1::PlanAlternative ToProto(const Candidate& c, const std::vector<ExitSe
   a.set_offload_probability(c.offload_probability);
   a.set_bytes_sent(c.bytes);
   if (!c.meets_accuracy) {
-    a.set_rejected_because(absl::StrFormat("accuracy %.4f < min %.4f", c.accuracy,
-                                           constraints.min_accuracy));
+    a.set_rejected_because(absl::StrFormat(
+        "accuracy %.4f < min %.4f", c.accuracy, constraints.min_accuracy));
   } else if (!c.meets_deadline) {
-    a.set_rejected_because(absl::StrFormat("tail %.2f ms > deadline %.2f ms", c.tail_ms,
-                                           absl::ToDoubleMilliseconds(constraints.deadline)));
+    a.set_rejected_because(
+        absl::StrFormat("tail %.2f ms > deadline %.2f ms", c.tail_ms,
+                        absl::ToDoubleMilliseconds(constraints.deadline)));
   }
   return a;
 }
@@ -170,21 +186,23 @@ absl::StatusOr<Objective> ParseObjective(absl::string_view name) {
   if (name == "energy") return tandem::v1::OBJECTIVE_MIN_ENERGY;
   if (name == "accuracy") return tandem::v1::OBJECTIVE_MAX_ACCURACY;
   if (name == "cloud") return tandem::v1::OBJECTIVE_MIN_CLOUD_COMPUTE;
-  return absl::NotFoundError(absl::StrCat("unknown objective '", name,
-                                          "' (latency, energy, accuracy, cloud)"));
+  return absl::NotFoundError(absl::StrCat(
+      "unknown objective '", name, "' (latency, energy, accuracy, cloud)"));
 }
 
-absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
-                                            const PlanConstraints& constraints) {
+absl::StatusOr<tandem::v1::Plan> ChoosePlan(
+    const PlannerInput& input, const PlanConstraints& constraints) {
   if (input.config == nullptr || input.edge == nullptr) {
-    return absl::InvalidArgumentError("planner needs a model config and an edge profile");
+    return absl::InvalidArgumentError(
+        "planner needs a model config and an edge profile");
   }
   const ModelConfig& config = *input.config;
   const ModelProfile& edge = *input.edge;
   const int n = config.num_blocks();
-  if (edge.blocks_size() != n || (input.cloud != nullptr && input.cloud->blocks_size() != n)) {
-    return absl::InvalidArgumentError(absl::StrCat("profile has ", edge.blocks_size(),
-                                                   " blocks; the model has ", n));
+  if (edge.blocks_size() != n ||
+      (input.cloud != nullptr && input.cloud->blocks_size() != n)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "profile has ", edge.blocks_size(), " blocks; the model has ", n));
   }
   const ModelProfile& cloud = input.cloud != nullptr ? *input.cloud : edge;
   const double cloud_scale =
@@ -192,9 +210,10 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
   const std::vector<ExitSetting> settings = ExitSettings(config);
   const double uplink = input.network.uplink_mbit();
   const double rtt = input.network.rtt_ms();
-  const double deadline_ms = constraints.deadline == absl::InfiniteDuration()
-                                 ? kInf
-                                 : absl::ToDoubleMilliseconds(constraints.deadline);
+  const double deadline_ms =
+      constraints.deadline == absl::InfiniteDuration()
+          ? kInf
+          : absl::ToDoubleMilliseconds(constraints.deadline);
 
   std::vector<Candidate> candidates;
   candidates.reserve(settings.size() * (n * input.encodings.size() + 1));
@@ -209,7 +228,9 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
       const double step =
           b > setting.last_block
               ? 0
-              : (eb.latency_us() + (setting.head_runs[b] ? eb.exit_latency_us() : 0)) / 1e3;
+              : (eb.latency_us() +
+                 (setting.head_runs[b] ? eb.exit_latency_us() : 0)) /
+                    1e3;
       edge_prefix[b + 1] = edge_prefix[b] + setting.reach[b] * step;
       edge_tail[b + 1] = edge_tail[b] + step;
     }
@@ -220,7 +241,9 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
           b > setting.last_block
               ? 0
               : cloud_scale *
-                    (cb.latency_us() + (setting.head_runs[b] ? cb.exit_latency_us() : 0)) / 1e3;
+                    (cb.latency_us() +
+                     (setting.head_runs[b] ? cb.exit_latency_us() : 0)) /
+                    1e3;
       cloud_suffix[b] = cloud_suffix[b + 1] + setting.reach[b] * step;
       cloud_tail[b] = cloud_tail[b + 1] + step;
     }
@@ -237,17 +260,20 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
         c.edge_ms = edge_prefix[k];
         c.tail_ms = edge_tail[k];
         if (offloads) {
-          c.bytes = k == 0 ? SizeOf(edge.input_sizes(), c.encoding)
-                           : SizeOf(edge.blocks(k - 1).output_sizes(), c.encoding);
+          c.bytes = k == 0
+                        ? SizeOf(edge.input_sizes(), c.encoding)
+                        : SizeOf(edge.blocks(k - 1).output_sizes(), c.encoding);
           if (c.bytes < 0) continue;  // No size measured for this encoding.
           const double one_transfer = rtt + c.bytes * 8.0 / (uplink * 1e3);
           c.offload_probability = setting.reach[k];
           c.transfer_ms = c.offload_probability * one_transfer;
-          c.cloud_ms = c.offload_probability * input.cloud_queue_ms + cloud_suffix[k];
+          c.cloud_ms =
+              c.offload_probability * input.cloud_queue_ms + cloud_suffix[k];
           c.tail_ms += one_transfer + input.cloud_queue_ms + cloud_tail[k];
         }
         c.latency_ms = c.edge_ms + c.transfer_ms + c.cloud_ms;
-        c.energy_mj = input.energy.EnergyMj(c.edge_ms, c.transfer_ms, uplink, c.cloud_ms);
+        c.energy_mj =
+            input.energy.EnergyMj(c.edge_ms, c.transfer_ms, uplink, c.cloud_ms);
         // Accuracies travel as floats: compare at float precision.
         c.meets_accuracy = c.accuracy + 1e-6 >= constraints.min_accuracy;
         c.meets_deadline = c.tail_ms <= deadline_ms;
@@ -255,13 +281,17 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
       }
     }
   }
-  if (candidates.empty()) return absl::InvalidArgumentError("no alternative to weigh");
+  if (candidates.empty())
+    return absl::InvalidArgumentError("no alternative to weigh");
 
   int best = -1, fastest = -1, most_accurate = -1;
   for (int i = 0; i < static_cast<int>(candidates.size()); ++i) {
     const Candidate& c = candidates[i];
-    if (most_accurate < 0 || c.accuracy > candidates[most_accurate].accuracy) most_accurate = i;
-    if (c.meets_accuracy && (fastest < 0 || c.tail_ms < candidates[fastest].tail_ms)) fastest = i;
+    if (most_accurate < 0 || c.accuracy > candidates[most_accurate].accuracy)
+      most_accurate = i;
+    if (c.meets_accuracy &&
+        (fastest < 0 || c.tail_ms < candidates[fastest].tail_ms))
+      fastest = i;
     if (c.meets_accuracy && c.meets_deadline &&
         (best < 0 || Better(c, candidates[best], constraints.objective))) {
       best = i;
@@ -273,9 +303,11 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
           "min_accuracy %.4f is above every calibrated accuracy (best %.4f)",
           constraints.min_accuracy, candidates[most_accurate].accuracy));
     }
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "deadline %.2f ms is below the fastest plan's tail latency %.2f ms (%s)", deadline_ms,
-        candidates[fastest].tail_ms, Describe(candidates[fastest], settings)));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("deadline %.2f ms is below the fastest plan's tail "
+                        "latency %.2f ms (%s)",
+                        deadline_ms, candidates[fastest].tail_ms,
+                        Describe(candidates[fastest], settings)));
   }
 
   const Candidate& chosen = candidates[best];
@@ -289,7 +321,8 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
     plan.set_forced_exit_block(setting.forced_exit);
   } else if (setting.threshold <= 1.0f) {
     for (const auto& exit : config.exits()) {
-      if (exit.block() < n - 1) (*plan.mutable_exit_thresholds())[exit.block()] = setting.threshold;
+      if (exit.block() < n - 1)
+        (*plan.mutable_exit_thresholds())[exit.block()] = setting.threshold;
     }
   }
   plan.set_encoding(chosen.encoding);
@@ -301,16 +334,18 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
   plan.set_predicted_cloud_ms(chosen.cloud_ms);
   plan.set_objective(constraints.objective);
   *plan.mutable_network() = input.network;
-  static constexpr const char* kObjectiveWords[] = {"lowest expected latency",
-                                                    "lowest edge energy", "highest accuracy",
-                                                    "least cloud compute"};
+  static constexpr const char* kObjectiveWords[] = {
+      "lowest expected latency", "lowest edge energy", "highest accuracy",
+      "least cloud compute"};
   plan.set_reason(absl::StrFormat(
-      "%s: %s among %d alternatives; expected %.2f ms (tail %.2f ms), %.2f mJ, accuracy %.4f",
+      "%s: %s among %d alternatives; expected %.2f ms (tail %.2f ms), %.2f mJ, "
+      "accuracy %.4f",
       kObjectiveWords[std::clamp<int>(constraints.objective, 0, 3)],
-      Describe(chosen, settings), static_cast<int>(candidates.size()), chosen.latency_ms,
-      chosen.tail_ms, chosen.energy_mj, chosen.accuracy));
+      Describe(chosen, settings), static_cast<int>(candidates.size()),
+      chosen.latency_ms, chosen.tail_ms, chosen.energy_mj, chosen.accuracy));
   if (constraints.explain) {
-    for (const Candidate& c : candidates) *plan.add_alternatives() = ToProto(c, settings, constraints);
+    for (const Candidate& c : candidates)
+      *plan.add_alternatives() = ToProto(c, settings, constraints);
     plan.set_chosen(best);
   }
   return plan;

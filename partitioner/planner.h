@@ -10,8 +10,8 @@
 // predicts, with each exit weighted by its calibrated exit probability:
 //   edge     = sum over blocks b < k of P(reach b) * (latency_b + exit head)
 //   transfer = P(reach k) * (rtt + bytes(k, encoding) / uplink)
-//   cloud    = P(reach k) * queue + sum over b >= k of P(reach b) * cloud latency_b
-//   energy   = device compute power * edge + radio power * transfer
+//   cloud    = P(reach k) * queue + sum over b >= k of P(reach b) * cloud
+//   latency_b energy   = device compute power * edge + radio power * transfer
 //              + idle power * cloud
 // accuracy from the calibration point, and the tail latency of a request no
 // exit takes. The deadline bounds the tail; min_accuracy bounds accuracy.
@@ -42,9 +42,9 @@ struct PlannerInput {
   EnergyModel energy;
   bool cloud_available = true;  // False: only k = N.
   // Encodings weighed for offloaded tensors (those the profile has sizes for).
-  std::vector<tandem::v1::Encoding> encodings = {tandem::v1::ENCODING_RAW,
-                                                 tandem::v1::ENCODING_FP16,
-                                                 tandem::v1::ENCODING_AFFINE_UINT8};
+  std::vector<tandem::v1::Encoding> encodings = {
+      tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16,
+      tandem::v1::ENCODING_AFFINE_UINT8};
 };
 
 struct PlanConstraints {

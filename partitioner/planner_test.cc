@@ -11,8 +11,8 @@ namespace tandem {
 namespace {
 
 using ::tandem::testing::StatusIs;
-using ::testing::HasSubstr;
 using tandem::v1::Plan;
+using ::testing::HasSubstr;
 
 // A synthetic 4-block model with exits after blocks 1 and 3. The edge takes
 // 10 ms per block, the cloud 1 ms. Tensors: input 100 KB, then 400 KB,
@@ -64,8 +64,9 @@ class PlannerTest : public ::testing::Test {
     point->set_accuracy(static_cast<float>(accuracy));
   }
 
-  static void AddSizes(google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>* sizes,
-                       int64_t fp32) {
+  static void AddSizes(
+      google::protobuf::RepeatedPtrField<tandem::v1::EncodedSize>* sizes,
+      int64_t fp32) {
     const std::pair<tandem::v1::Encoding, int64_t> all[] = {
         {tandem::v1::ENCODING_RAW, fp32},
         {tandem::v1::ENCODING_FP16, fp32 / 2},
@@ -105,7 +106,8 @@ TEST_F(PlannerTest, SplitMovesIntoTheEdgeAsBandwidthFalls) {
     SetNetwork(mbit, 5);
     ASSERT_OK_AND_ASSIGN(Plan plan, Choose());
     splits.push_back(plan.split_point());
-    EXPECT_GE(plan.split_point(), previous_split) << mbit << " Mbit/s: " << plan.reason();
+    EXPECT_GE(plan.split_point(), previous_split)
+        << mbit << " Mbit/s: " << plan.reason();
     previous_split = plan.split_point();
   }
   EXPECT_EQ(splits.front(), 0);  // A fast link: send the (small) input.
@@ -114,14 +116,16 @@ TEST_F(PlannerTest, SplitMovesIntoTheEdgeAsBandwidthFalls) {
 
 TEST_F(PlannerTest, ExpectedLatencyMatchesHandComputation) {
   // Cloud-only with 8-bit input and exits off at 100 Mbit/s, 5 ms RTT:
-  // transfer 5 + 25000 B * 8 / 100 Mbit/s = 7 ms; cloud 4 ms + final head 0.05 ms.
+  // transfer 5 + 25000 B * 8 / 100 Mbit/s = 7 ms; cloud 4 ms + final head 0.05
+  // ms.
   PlanConstraints constraints;
   constraints.min_accuracy = 0.95;
   constraints.explain = true;
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
   bool found = false;
   for (const auto& a : plan.alternatives()) {
-    if (a.split_point() == 0 && a.encoding() == tandem::v1::ENCODING_AFFINE_UINT8 &&
+    if (a.split_point() == 0 &&
+        a.encoding() == tandem::v1::ENCODING_AFFINE_UINT8 &&
         a.exit_threshold() > 1 && a.forced_exit_block() < 0) {
       found = true;
       EXPECT_NEAR(a.transfer_ms(), 7.0, 1e-9);
@@ -132,7 +136,8 @@ TEST_F(PlannerTest, ExpectedLatencyMatchesHandComputation) {
     }
   }
   EXPECT_TRUE(found);
-  EXPECT_EQ(plan.alternatives(plan.chosen()).latency_ms(), plan.predicted_latency_ms());
+  EXPECT_EQ(plan.alternatives(plan.chosen()).latency_ms(),
+            plan.predicted_latency_ms());
 }
 
 TEST_F(PlannerTest, ExitsAreWeightedByTheirCalibratedProbability) {
@@ -143,7 +148,8 @@ TEST_F(PlannerTest, ExitsAreWeightedByTheirCalibratedProbability) {
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
   EXPECT_EQ(plan.split_point(), 4);
   // Threshold 0.6: 60% leave after block 1 (20.5 ms), 40% run on (41 ms).
-  EXPECT_NEAR(plan.predicted_latency_ms(), 0.6 * 20.5 + 0.4 * 41.0, 1e-5);  // Float rates.
+  EXPECT_NEAR(plan.predicted_latency_ms(), 0.6 * 20.5 + 0.4 * 41.0,
+              1e-5);  // Float rates.
   EXPECT_NEAR(plan.predicted_tail_latency_ms(), 41.0, 1e-9);
   EXPECT_EQ(plan.exit_thresholds().at(1), 0.6f);
 }
@@ -158,7 +164,8 @@ TEST_F(PlannerTest, AccuracyFloorIsRespected) {
   PlanConstraints impossible;
   impossible.min_accuracy = 0.99;
   EXPECT_THAT(Choose(impossible),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("min_accuracy")));
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("min_accuracy")));
 }
 
 TEST_F(PlannerTest, EdgentRuleTakesTheMostAccurateExitThatMeetsTheDeadline) {
@@ -175,14 +182,16 @@ TEST_F(PlannerTest, EdgentRuleTakesTheMostAccurateExitThatMeetsTheDeadline) {
   EXPECT_LE(tight.predicted_tail_latency_ms(), 25.0);
   constraints.deadline = absl::Milliseconds(5);
   EXPECT_THAT(Choose(constraints),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("deadline 5.00 ms")));
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("deadline 5.00 ms")));
 }
 
 TEST_F(PlannerTest, WithoutAFloorTheEarliestForcedExitIsFastest) {
   SetNetwork(0.13, 5);
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(PlanConstraints{}));
   EXPECT_EQ(plan.forced_exit_block(), 1);
-  EXPECT_EQ(plan.split_point(), 2);  // Blocks 0-1 on the edge; nothing after runs.
+  EXPECT_EQ(plan.split_point(),
+            2);  // Blocks 0-1 on the edge; nothing after runs.
   EXPECT_NEAR(plan.predicted_latency_ms(), 20.5, 1e-9);
 }
 
@@ -190,8 +199,9 @@ TEST_F(PlannerTest, ObjectivesPickTheirOwnOptimum) {
   SetNetwork(18.9, 5);
   PlanConstraints constraints;
   constraints.explain = true;
-  for (auto objective : {tandem::v1::OBJECTIVE_MIN_LATENCY, tandem::v1::OBJECTIVE_MIN_ENERGY,
-                         tandem::v1::OBJECTIVE_MIN_CLOUD_COMPUTE}) {
+  for (auto objective :
+       {tandem::v1::OBJECTIVE_MIN_LATENCY, tandem::v1::OBJECTIVE_MIN_ENERGY,
+        tandem::v1::OBJECTIVE_MIN_CLOUD_COMPUTE}) {
     constraints.objective = objective;
     ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
     const auto& chosen = plan.alternatives(plan.chosen());
@@ -217,7 +227,8 @@ TEST_F(PlannerTest, WithoutACloudOnlyEdgePlansRemain) {
   constraints.min_accuracy = 0.90;
   constraints.explain = true;
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
-  for (const auto& a : plan.alternatives()) EXPECT_EQ(a.offload_probability(), 0);
+  for (const auto& a : plan.alternatives())
+    EXPECT_EQ(a.offload_probability(), 0);
   EXPECT_EQ(plan.split_point(), 4);
 }
 
@@ -227,7 +238,8 @@ TEST_F(PlannerTest, UntrainedModelsAreNeverCutShort) {
   PlanConstraints constraints;
   constraints.explain = true;
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
-  for (const auto& a : plan.alternatives()) EXPECT_EQ(a.forced_exit_block(), -1);
+  for (const auto& a : plan.alternatives())
+    EXPECT_EQ(a.forced_exit_block(), -1);
 }
 
 TEST_F(PlannerTest, RejectsProfilesThatDisagreeWithTheModel) {
@@ -237,7 +249,8 @@ TEST_F(PlannerTest, RejectsProfilesThatDisagreeWithTheModel) {
 
 TEST(ParseObjective, KnowsTheFourObjectives) {
   EXPECT_EQ(ParseObjective("energy").value(), tandem::v1::OBJECTIVE_MIN_ENERGY);
-  EXPECT_EQ(ParseObjective("accuracy").value(), tandem::v1::OBJECTIVE_MAX_ACCURACY);
+  EXPECT_EQ(ParseObjective("accuracy").value(),
+            tandem::v1::OBJECTIVE_MAX_ACCURACY);
   EXPECT_THAT(ParseObjective("speed"), StatusIs(absl::StatusCode::kNotFound));
 }
 

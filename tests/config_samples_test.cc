@@ -18,14 +18,16 @@ std::string SourceDir() {
 
 TEST(ConfigSamples, CloudSampleParses) {
   tandem::v1::CloudConfig config;
-  ASSERT_OK(ReadTextProtoFile(SourceDir() + "/deploy/config/cloud.pbtxt", &config));
+  ASSERT_OK(
+      ReadTextProtoFile(SourceDir() + "/deploy/config/cloud.pbtxt", &config));
   EXPECT_GT(config.limits().max_message_bytes(), 4 << 20);
   EXPECT_GT(config.max_connection_age_s(), 0);
 }
 
 TEST(ConfigSamples, EdgeSampleParses) {
   tandem::v1::EdgeConfig config;
-  ASSERT_OK(ReadTextProtoFile(SourceDir() + "/deploy/config/edge.pbtxt", &config));
+  ASSERT_OK(
+      ReadTextProtoFile(SourceDir() + "/deploy/config/edge.pbtxt", &config));
   EXPECT_FALSE(config.cloud().empty());
   EXPECT_GT(config.models_size(), 0);
 }

@@ -3,7 +3,8 @@
 // values from the flags) or offline (--profile: a file `tandem profile` saved).
 //
 //   tandem plan --edge=unix:/run/tandem/edge.sock --model=fmnist_branchy
-//   tandem plan --profile=fmnist.pbtxt --bandwidth=5.85mbit --rtt=20ms --objective=latency
+//   tandem plan --profile=fmnist.pbtxt --bandwidth=5.85mbit --rtt=20ms
+//   --objective=latency
 //
 // `tandem profile --edge=ADDR --model=NAME --out=FILE` saves the profile.
 #ifndef TANDEM_TOOLS_PLAN_COMMAND_H_

@@ -2,9 +2,10 @@
 //
 //   tandem infer  --edge=ADDR --model=NAME (--image=FILE | --fashion-mnist=N)
 //   tandem models --edge=ADDR
-//   tandem plan   --edge=ADDR --model=NAME [--bandwidth=5.85mbit --rtt=20ms --objective=latency]
-//   tandem plan   --profile=FILE [--bandwidth=... --rtt=... --objective=... --link=lte]
-//   tandem profile --edge=ADDR --model=NAME --out=FILE
+//   tandem plan   --edge=ADDR --model=NAME [--bandwidth=5.85mbit --rtt=20ms
+//   --objective=latency] tandem plan   --profile=FILE [--bandwidth=...
+//   --rtt=... --objective=... --link=lte] tandem profile --edge=ADDR
+//   --model=NAME --out=FILE
 //
 // Flag names take '-' or '_' alike (--fashion-mnist, --fashion_mnist).
 #include <algorithm>
@@ -20,10 +21,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "tools/bench_command.h"
 #include "tools/infer_command.h"
 #include "tools/models_command.h"
 #include "tools/plan_command.h"
-#include "tools/bench_command.h"
 
 namespace {
 

@@ -52,11 +52,13 @@ Figures Summarize(const std::vector<const BenchRecord*>& records) {
 
 std::string FiguresJson(const Figures& f) {
   return absl::StrFormat(
-      "{\"mean_ms\": %.4f, \"p95_ms\": %.4f, \"accuracy\": %s, \"energy_mj\": %.4f, "
+      "{\"mean_ms\": %.4f, \"p95_ms\": %.4f, \"accuracy\": %s, \"energy_mj\": "
+      "%.4f, "
       "\"bytes_per_request\": %.1f, \"requests\": %d, \"failed\": %d}",
       f.mean_ms, f.p95_ms,
-      f.labelled > 0 ? absl::StrFormat("%.4f", static_cast<double>(f.correct) / f.labelled)
-                     : std::string("null"),
+      f.labelled > 0
+          ? absl::StrFormat("%.4f", static_cast<double>(f.correct) / f.labelled)
+          : std::string("null"),
       f.energy_mj, f.bytes, f.count, f.failed);
 }
 
@@ -80,7 +82,8 @@ std::vector<BenchPolicy> TracePolicies(int n, absl::Duration deadline) {
   add("cloud_only_uint8", 0, std::nullopt, true);  // Pixels forwarded as sent.
   add("adaptive", std::nullopt, std::nullopt, true);
   for (int k = 1; k < n; ++k) {
-    add(absl::StrCat("split", k, "_int8"), k, tandem::v1::ENCODING_AFFINE_UINT8, false);
+    add(absl::StrCat("split", k, "_int8"), k, tandem::v1::ENCODING_AFFINE_UINT8,
+        false);
     add(absl::StrCat("split", k, "_fp16"), k, tandem::v1::ENCODING_FP16, false);
   }
   return policies;
@@ -96,11 +99,15 @@ absl::StatusOr<std::vector<TraceStep>> ParseTrace(const std::string& csv) {
     std::vector<absl::string_view> columns = absl::StrSplit(line, ',');
     TraceStep step;
     if (columns.size() < 2 ||
-        !absl::SimpleAtod(absl::StripAsciiWhitespace(columns[0]), &step.start_s) ||
-        !absl::SimpleAtod(absl::StripAsciiWhitespace(columns[1]), &step.rate_mbit) ||
-        step.rate_mbit <= 0 || (!steps.empty() && step.start_s <= steps.back().start_s)) {
+        !absl::SimpleAtod(absl::StripAsciiWhitespace(columns[0]),
+                          &step.start_s) ||
+        !absl::SimpleAtod(absl::StripAsciiWhitespace(columns[1]),
+                          &step.rate_mbit) ||
+        step.rate_mbit <= 0 ||
+        (!steps.empty() && step.start_s <= steps.back().start_s)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("trace line ", line_number, ": want 'seconds,rate_mbit' with increasing "
+          absl::StrCat("trace line ", line_number,
+                       ": want 'seconds,rate_mbit' with increasing "
                        "seconds and a positive rate"));
     }
     steps.push_back(step);
@@ -148,7 +155,8 @@ std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
     for (int p = 0; p < num_policies; ++p) {
       per_policy[p] = Summarize(settled[s][p]);
       const Figures& f = per_policy[p];
-      if (policies[p].fixed && f.count > 0 && f.failed == 0 && f.mean_ms < best) {
+      if (policies[p].fixed && f.count > 0 && f.failed == 0 &&
+          f.mean_ms < best) {
         best = f.mean_ms;
         oracle_choice[s] = p;
       }
@@ -163,23 +171,28 @@ std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
       const auto& run = all[s][adaptive];
       const int final_split = run.back()->split;
       reaction = static_cast<int>(run.size());
-      while (reaction > 0 && run[reaction - 1]->split == final_split) --reaction;
+      while (reaction > 0 && run[reaction - 1]->split == final_split)
+        --reaction;
       max_reaction = std::max(max_reaction, reaction);
       if (edge_only >= 0 && cloud_only >= 0) {
-        const double baseline =
-            std::min(per_policy[edge_only].mean_ms, per_policy[cloud_only].mean_ms);
+        const double baseline = std::min(per_policy[edge_only].mean_ms,
+                                         per_policy[cloud_only].mean_ms);
         if (baseline > 0) {
-          worst_vs_baseline = std::max(worst_vs_baseline, per_policy[adaptive].mean_ms / baseline);
+          worst_vs_baseline = std::max(worst_vs_baseline,
+                                       per_policy[adaptive].mean_ms / baseline);
         }
       }
     }
     std::vector<std::string> entries;
-    for (const auto& [name, json] : figures) entries.push_back(absl::StrCat("\"", name, "\": ", json));
+    for (const auto& [name, json] : figures)
+      entries.push_back(absl::StrCat("\"", name, "\": ", json));
     step_json.push_back(absl::StrFormat(
-        "{\"rate_mbit\": %g, \"start_s\": %g, \"reaction_requests\": %d, \"oracle_plan\": \"%s\", "
+        "{\"rate_mbit\": %g, \"start_s\": %g, \"reaction_requests\": %d, "
+        "\"oracle_plan\": \"%s\", "
         "\"policies\": {%s}}",
         steps[s].rate_mbit, steps[s].start_s, reaction,
-        oracle_choice[s] >= 0 ? policies[oracle_choice[s]].name : "", absl::StrJoin(entries, ", ")));
+        oracle_choice[s] >= 0 ? policies[oracle_choice[s]].name : "",
+        absl::StrJoin(entries, ", ")));
   }
 
   // Whole trace: every request.
@@ -190,20 +203,28 @@ std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
     std::vector<const BenchRecord*> mine;
     for (int s = 0; s < num_steps; ++s) {
       mine.insert(mine.end(), all[s][p].begin(), all[s][p].end());
-      if (oracle_choice[s] == p) oracle_records.insert(oracle_records.end(), all[s][p].begin(), all[s][p].end());
+      if (oracle_choice[s] == p)
+        oracle_records.insert(oracle_records.end(), all[s][p].begin(),
+                              all[s][p].end());
     }
     const Figures f = Summarize(mine);
     if (p == adaptive) adaptive_mean = f.mean_ms;
-    if (policies[p].reported) overall.push_back(absl::StrCat("\"", policies[p].name, "\": ", FiguresJson(f)));
+    if (policies[p].reported)
+      overall.push_back(
+          absl::StrCat("\"", policies[p].name, "\": ", FiguresJson(f)));
   }
   const Figures oracle = Summarize(oracle_records);
   oracle_mean = oracle.mean_ms;
   overall.push_back(absl::StrCat("\"oracle\": ", FiguresJson(oracle)));
   return absl::StrFormat(
-      "{%s\"policies\": {%s},\n \"steps\": [\n  %s],\n \"targets\": {\"adaptive_vs_oracle\": %.4f, "
-      "\"worst_step_adaptive_vs_best_of_edge_cloud\": %.4f, \"max_reaction_requests\": %d}}\n",
-      header_fields, absl::StrJoin(overall, ", "), absl::StrJoin(step_json, ",\n  "),
-      oracle_mean > 0 ? adaptive_mean / oracle_mean : 0.0, worst_vs_baseline, max_reaction);
+      "{%s\"policies\": {%s},\n \"steps\": [\n  %s],\n \"targets\": "
+      "{\"adaptive_vs_oracle\": %.4f, "
+      "\"worst_step_adaptive_vs_best_of_edge_cloud\": %.4f, "
+      "\"max_reaction_requests\": %d}}\n",
+      header_fields, absl::StrJoin(overall, ", "),
+      absl::StrJoin(step_json, ",\n  "),
+      oracle_mean > 0 ? adaptive_mean / oracle_mean : 0.0, worst_vs_baseline,
+      max_reaction);
 }
 
 }  // namespace tandem

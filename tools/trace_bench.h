@@ -17,8 +17,8 @@ namespace tandem {
 struct BenchPolicy {
   std::string name;
   InferOptions options;
-  bool fixed = true;      // A fixed plan: an oracle candidate.
-  bool reported = true;   // Named in the report (else only an oracle candidate).
+  bool fixed = true;     // A fixed plan: an oracle candidate.
+  bool reported = true;  // Named in the report (else only an oracle candidate).
 };
 
 // edge_only, cloud_only (FP32 input), cloud_only_uint8 (8-bit pixels),
@@ -38,9 +38,9 @@ std::vector<TraceStep> DefaultTrace(double step_s);
 
 struct BenchRecord {
   int step = 0;
-  int policy = 0;        // Index into the policies.
-  int index_in_step = 0; // Among this policy's requests in this step.
-  double t_s = 0;        // Since the trace started.
+  int policy = 0;         // Index into the policies.
+  int index_in_step = 0;  // Among this policy's requests in this step.
+  double t_s = 0;         // Since the trace started.
   bool ok = false;
   double latency_ms = 0;
   int split = -1;

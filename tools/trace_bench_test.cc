@@ -12,13 +12,18 @@ using ::tandem::testing::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(ParseTrace, ReadsStepsAndRejectsNonsense) {
-  ASSERT_OK_AND_ASSIGN(auto steps, ParseTrace("# rate trace\n0,50\n10, 0.13 # drop\n\n20,18.9\n"));
+  ASSERT_OK_AND_ASSIGN(
+      auto steps,
+      ParseTrace("# rate trace\n0,50\n10, 0.13 # drop\n\n20,18.9\n"));
   ASSERT_EQ(steps.size(), 3u);
   EXPECT_EQ(steps[1].start_s, 10);
   EXPECT_EQ(steps[1].rate_mbit, 0.13);
-  EXPECT_THAT(ParseTrace("0,50\n0,10\n"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParseTrace("0,-1\n"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParseTrace("# nothing\n"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseTrace("0,50\n0,10\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseTrace("0,-1\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseTrace("# nothing\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(DefaultTrace(10).size(), 6u);
 }
 
@@ -28,8 +33,8 @@ TEST(TracePolicies, NamesTheBaselines) {
   for (const auto& p : policies) {
     if (p.reported) reported.push_back(p.name);
   }
-  EXPECT_THAT(reported, ::testing::ElementsAre("edge_only", "cloud_only", "cloud_only_uint8",
-                                               "adaptive"));
+  EXPECT_THAT(reported, ::testing::ElementsAre("edge_only", "cloud_only",
+                                               "cloud_only_uint8", "adaptive"));
   EXPECT_EQ(policies[0].options.split_point, 4);
   EXPECT_FALSE(policies[3].options.split_point.has_value());
   EXPECT_EQ(policies.size(), 4u + 2 * 3);
@@ -52,11 +57,11 @@ TEST(TraceReport, OracleAndReactionFromRecords) {
     records.push_back(r);
   };
   for (int i = 0; i < 6; ++i) {
-    add(0, 0, i, 5, 2);                 // edge_only
-    add(0, 1, i, 10, 0);                // cloud_only
+    add(0, 0, i, 5, 2);   // edge_only
+    add(0, 1, i, 10, 0);  // cloud_only
     add(1, 0, i, 6, 2);
     add(1, 1, i, 3, 0);
-    add(0, 3, i, 5.5, 2);               // adaptive
+    add(0, 3, i, 5.5, 2);  // adaptive
     add(1, 3, i, i < 2 ? 6 : 3.1, i < 2 ? 2 : 0);
   }
   const std::string json = TraceReportJson(policies, steps, records, 3, "");
@@ -64,7 +69,8 @@ TEST(TraceReport, OracleAndReactionFromRecords) {
   EXPECT_THAT(json, HasSubstr("\"oracle_plan\": \"cloud_only\""));
   EXPECT_THAT(json, HasSubstr("\"reaction_requests\": 2"));
   EXPECT_THAT(json, HasSubstr("\"max_reaction_requests\": 2"));
-  // Oracle over the trace: edge_only's step 0 (5 ms) and cloud_only's step 1 (3 ms).
+  // Oracle over the trace: edge_only's step 0 (5 ms) and cloud_only's step 1 (3
+  // ms).
   EXPECT_THAT(json, HasSubstr("\"oracle\": {\"mean_ms\": 4.0000"));
 }
 

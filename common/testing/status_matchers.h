@@ -18,7 +18,9 @@
 namespace tandem {
 namespace testing {
 
-inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
+inline const absl::Status& GetStatus(const absl::Status& status) {
+  return status;
+}
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
   return status_or.status();
@@ -49,8 +51,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
 }  // namespace tandem
 
 // ASSERT_OK_AND_ASSIGN(auto model, Load(dir));
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                              \
-  TANDEM_ASSERT_OK_AND_ASSIGN_IMPL_(                                  \
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
+  TANDEM_ASSERT_OK_AND_ASSIGN_IMPL_(     \
       TANDEM_STATUS_CONCAT_(tandem_assert_statusor_, __LINE__), lhs, rexpr)
 #define TANDEM_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                      \

@@ -203,7 +203,8 @@ absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const std::string& model) {
   return GetPlan(request);
 }
 
-absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const tandem::v1::GetPlanRequest& request) {
+absl::StatusOr<tandem::v1::Plan> Client::GetPlan(
+    const tandem::v1::GetPlanRequest& request) {
   grpc::ClientContext context;
   PrepareContext(&context, rpc_timeout_);
   tandem::v1::GetPlanResponse response;
@@ -212,7 +213,8 @@ absl::StatusOr<tandem::v1::Plan> Client::GetPlan(const tandem::v1::GetPlanReques
   return std::move(*response.mutable_plan());
 }
 
-absl::StatusOr<tandem::v1::SavedProfile> Client::GetProfile(const std::string& model) {
+absl::StatusOr<tandem::v1::SavedProfile> Client::GetProfile(
+    const std::string& model) {
   grpc::ClientContext context;
   PrepareContext(&context, rpc_timeout_);
   tandem::v1::GetEdgeProfileRequest request;

@@ -11,17 +11,20 @@ namespace testing {
 namespace {
 
 // A linear layer (+ReLU) as a TorchScript module, built without Python.
-torch::jit::Module Linear(const std::string& type, int64_t in, int64_t out, bool relu) {
+torch::jit::Module Linear(const std::string& type, int64_t in, int64_t out,
+                          bool relu) {
   torch::jit::Module m(type);
   m.register_parameter("w", torch::randn({in, out}), /*is_buffer=*/false);
-  m.define(relu ? "def forward(self, x):\n  return torch.relu(torch.matmul(x, self.w))\n"
+  m.define(relu ? "def forward(self, x):\n  return torch.relu(torch.matmul(x, "
+                  "self.w))\n"
                 : "def forward(self, x):\n  return torch.matmul(x, self.w)\n");
   return m;
 }
 
 }  // namespace
 
-std::string WritePackage(const std::filesystem::path& root, const TinySpec& spec) {
+std::string WritePackage(const std::filesystem::path& root,
+                         const TinySpec& spec) {
   namespace fs = std::filesystem;
   torch::manual_seed(5);
   torch::jit::Module model("Tiny");
@@ -33,12 +36,15 @@ std::string WritePackage(const std::filesystem::path& root, const TinySpec& spec
   }
   for (const std::string& key : spec.exit_keys) {
     const int block = std::stoi(key);
-    const int64_t width = spec.widths[std::min<size_t>(block + 1, spec.widths.size() - 1)];
-    exits.register_module(key, Linear("Exit" + key, width, spec.classes, false));
+    const int64_t width =
+        spec.widths[std::min<size_t>(block + 1, spec.widths.size() - 1)];
+    exits.register_module(key,
+                          Linear("Exit" + key, width, spec.classes, false));
   }
   if (spec.with_blocks) model.register_module("blocks", blocks);
   model.register_module("exits", exits);
-  const fs::path dir = root / (spec.dir_name.empty() ? spec.name : spec.dir_name);
+  const fs::path dir =
+      root / (spec.dir_name.empty() ? spec.name : spec.dir_name);
   fs::create_directories(dir / spec.version);
   model.save((dir / spec.version / "model.pt").string());
   std::ofstream config(dir / "config.pbtxt");

@@ -14,12 +14,14 @@ namespace testing {
 
 struct TinySpec {
   std::string name = "tiny";
-  std::vector<int64_t> widths = {4, 6, 6, 5};  // Input, then each block's output.
+  std::vector<int64_t> widths = {4, 6, 6,
+                                 5};  // Input, then each block's output.
   std::vector<std::string> exit_keys = {"0", "2"};
   int64_t classes = 3;
   bool with_blocks = true;
   std::string config_extra;
-  std::string config_exits = "exits { block: 0 threshold: 0.8 }\nexits { block: 2 }\n";
+  std::string config_exits =
+      "exits { block: 0 threshold: 0.8 }\nexits { block: 2 }\n";
   int num_blocks = 3;
   std::vector<int64_t> input_dims = {4};
   std::string version = "1";
@@ -28,7 +30,8 @@ struct TinySpec {
 
 // Writes <root>/<name>/{config.pbtxt, <version>/model.pt} and returns the
 // package directory. Weights are seeded: equal specs give equal models.
-std::string WritePackage(const std::filesystem::path& root, const TinySpec& spec);
+std::string WritePackage(const std::filesystem::path& root,
+                         const TinySpec& spec);
 
 }  // namespace testing
 }  // namespace tandem

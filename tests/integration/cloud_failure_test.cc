@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "common/subprocess.h"
 #include "common/testing/status_matchers.h"
 #include "edge/edge_server.h"
 #include "gtest/gtest.h"
 #include "models/fashion_mnist.h"
 #include "tandem/client.h"
-#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -27,15 +27,18 @@ std::string Env(const char* name, const char* fallback) {
 }
 
 TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
-  const std::string repository = Env("TANDEM_MODEL_REPOSITORY", "model_repository");
+  const std::string repository =
+      Env("TANDEM_MODEL_REPOSITORY", "model_repository");
   const std::string dir = MakeTempDir("cloud_failure");
-  ASSERT_OK_AND_ASSIGN(Subprocess cloud,
-                       Subprocess::Start({Env("TANDEM_CLOUD_BINARY", "tandem-cloud"),
-                                                   "--listen=127.0.0.1:0",
-                                                   "--model_repository=" + repository,
-                                                   "--port_file=" + dir + "/cloud.port"}));
-  ASSERT_OK_AND_ASSIGN(int cloud_port,
-                       WaitForPortFile(dir + "/cloud.port", cloud, absl::Seconds(60)));
+  ASSERT_OK_AND_ASSIGN(
+      Subprocess cloud,
+      Subprocess::Start({Env("TANDEM_CLOUD_BINARY", "tandem-cloud"),
+                         "--listen=127.0.0.1:0",
+                         "--model_repository=" + repository,
+                         "--port_file=" + dir + "/cloud.port"}));
+  ASSERT_OK_AND_ASSIGN(
+      int cloud_port,
+      WaitForPortFile(dir + "/cloud.port", cloud, absl::Seconds(60)));
 
   tandem::v1::EdgeConfig config;
   config.add_listen("unix:" + dir + "/edge.sock");
@@ -43,9 +46,11 @@ TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
   config.set_model_repository(repository);
   config.set_cloud_timeout_ms(2000);
   ASSERT_OK_AND_ASSIGN(auto edge, EdgeServer::Start(config));
-  ASSERT_OK_AND_ASSIGN(auto client, Client::Connect("unix:" + dir + "/edge.sock"));
-  ASSERT_OK_AND_ASSIGN(ImageDataset data,
-                       ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 100));
+  ASSERT_OK_AND_ASSIGN(auto client,
+                       Client::Connect("unix:" + dir + "/edge.sock"));
+  ASSERT_OK_AND_ASSIGN(
+      ImageDataset data,
+      ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 100));
 
   constexpr int kThreads = 4;
   constexpr int kPerThread = 15;
@@ -61,8 +66,9 @@ TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
         options.split_point = 1;
         options.disable_early_exits = true;
         options.deadline = absl::Seconds(20);
-        absl::StatusOr<InferResult> result =
-            client->Infer(kModel, InputTensor::Pixels({1, 1, 28, 28}, data.image(image)), options);
+        absl::StatusOr<InferResult> result = client->Infer(
+            kModel, InputTensor::Pixels({1, 1, 28, 28}, data.image(image)),
+            options);
         if (!result.ok()) {
           ADD_FAILURE() << result.status();
           ++failed;
@@ -78,10 +84,12 @@ TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
   cloud.Signal(SIGKILL);
   for (std::thread& s : senders) s.join();
 
-  EXPECT_EQ(answered.load(), kThreads * kPerThread);  // Answered count equals sent count.
+  EXPECT_EQ(answered.load(),
+            kThreads * kPerThread);  // Answered count equals sent count.
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GE(by_cloud.load(), kKillAfter - kThreads);
-  EXPECT_GE(finished_on_edge.load(), kThreads * kPerThread - kKillAfter - kThreads);
+  EXPECT_GE(finished_on_edge.load(),
+            kThreads * kPerThread - kKillAfter - kThreads);
   std::filesystem::remove_all(dir);
 }
 

@@ -13,10 +13,10 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "common/subprocess.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tandem/client.h"
-#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -34,7 +34,8 @@ class NotifySocket {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+              0);
     timeval timeout{60, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   }
@@ -62,25 +63,30 @@ void WriteConfig(const std::string& path, const std::string& text) {
 TEST(EdgeDaemon, NotifiesReloadsAndDrains) {
   const std::string dir = MakeTempDir("edge_daemon");
   const std::string config = dir + "/edge.pbtxt";
-  WriteConfig(config, "models { model_name: \"fmnist_branchy\" split_point: 4 }\n");
+  WriteConfig(config,
+              "models { model_name: \"fmnist_branchy\" split_point: 4 }\n");
   NotifySocket notify(dir + "/notify.sock");
   ASSERT_OK_AND_ASSIGN(
       Subprocess edge,
-      Subprocess::Start({Env("TANDEM_EDGE_BINARY", "tandem-edge"),
-                                  "--listen=unix:" + dir + "/edge.sock",
-                                  // Never called: GetPlan alone does not reach the cloud.
-                                  "--cloud=127.0.0.1:1",
-                                  "--model_repository=" +
-                                      Env("TANDEM_MODEL_REPOSITORY", "model_repository"),
-                                  "--config=" + config},
-                                 {{"NOTIFY_SOCKET", dir + "/notify.sock"}}));
+      Subprocess::Start(
+          {Env("TANDEM_EDGE_BINARY", "tandem-edge"),
+           "--listen=unix:" + dir + "/edge.sock",
+           // Never called: GetPlan alone does not reach the cloud.
+           "--cloud=127.0.0.1:1",
+           "--model_repository=" +
+               Env("TANDEM_MODEL_REPOSITORY", "model_repository"),
+           "--config=" + config},
+          {{"NOTIFY_SOCKET", dir + "/notify.sock"}}));
   EXPECT_TRUE(absl::StartsWith(notify.Next(), "READY=1"));
-  ASSERT_OK_AND_ASSIGN(auto client, Client::Connect("unix:" + dir + "/edge.sock"));
-  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan plan, client->GetPlan("fmnist_branchy"));
+  ASSERT_OK_AND_ASSIGN(auto client,
+                       Client::Connect("unix:" + dir + "/edge.sock"));
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan plan,
+                       client->GetPlan("fmnist_branchy"));
   EXPECT_EQ(plan.split_point(), 4);
 
   // A valid new configuration takes effect.
-  WriteConfig(config, "models { model_name: \"fmnist_branchy\" split_point: 3 }\n");
+  WriteConfig(config,
+              "models { model_name: \"fmnist_branchy\" split_point: 3 }\n");
   edge.Signal(SIGHUP);
   EXPECT_EQ(notify.Next(), "RELOADING=1");
   EXPECT_EQ(notify.Next(), "READY=1");
@@ -88,7 +94,8 @@ TEST(EdgeDaemon, NotifiesReloadsAndDrains) {
   EXPECT_EQ(plan.split_point(), 3);
 
   // An invalid one is refused and the old one stays.
-  WriteConfig(config, "models { model_name: \"fmnist_branchy\" split_point: 99 }\n");
+  WriteConfig(config,
+              "models { model_name: \"fmnist_branchy\" split_point: 99 }\n");
   edge.Signal(SIGHUP);
   EXPECT_EQ(notify.Next(), "RELOADING=1");
   EXPECT_EQ(notify.Next(), "READY=1");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cloud/cloud_server.h"
+#include "common/subprocess.h"
 #include "common/testing/status_matchers.h"
 #include "edge/edge_server.h"
 #include "gmock/gmock.h"
@@ -15,7 +16,6 @@
 #include "models/fashion_mnist.h"
 #include "models/progressive_model.h"
 #include "tandem/client.h"
-#include "common/subprocess.h"
 
 namespace tandem {
 namespace {
@@ -35,7 +35,8 @@ std::string Repository() {
 class SplitInferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto data = ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 200);
+    auto data = ReadFashionMnist(kDefaultFashionMnistDir,
+                                 FashionMnistSplit::kTest, 200);
     ASSERT_TRUE(data.ok()) << data.status();
     data_ = new ImageDataset(*std::move(data));
     auto model = ProgressiveModel::Load(Repository() + "/" + kModel, {});
@@ -84,7 +85,8 @@ class SplitInferenceTest : public ::testing::Test {
   // The local full-model answer: probabilities of the final exit.
   static torch::Tensor LocalProbabilities(int i) {
     const torch::Tensor x =
-        torch::from_blob(const_cast<uint8_t*>(data_->image(i)), {1, 1, 28, 28}, torch::kUInt8)
+        torch::from_blob(const_cast<uint8_t*>(data_->image(i)), {1, 1, 28, 28},
+                         torch::kUInt8)
             .to(torch::kFloat32)
             .div(255.0);
     auto out = model_->RunBlocks(x, 0, model_->num_blocks());
@@ -121,25 +123,27 @@ TEST_F(SplitInferenceTest, EverySplitAndEncodingGivesTheLocalAnswer) {
   for (const EncodingCase& e : encodings) {
     for (int k = 0; k <= n; ++k) {
       for (int i = 0; i < kImages; ++i) {
-        SCOPED_TRACE(absl::StrCat(tandem::v1::Encoding_Name(e.encoding), " split ", k,
-                                  " image ", i));
+        SCOPED_TRACE(absl::StrCat(tandem::v1::Encoding_Name(e.encoding),
+                                  " split ", k, " image ", i));
         InferOptions options;
         options.split_point = k;
         options.encoding = e.encoding;
         options.disable_early_exits = true;
         options.top_k = 3;
-        ASSERT_OK_AND_ASSIGN(InferResult result, client_->Infer(kModel, Image(i), options));
+        ASSERT_OK_AND_ASSIGN(InferResult result,
+                             client_->Infer(kModel, Image(i), options));
         const torch::Tensor want = LocalProbabilities(i);
         EXPECT_EQ(result.split_point, k);
         EXPECT_EQ(result.exit_block, n - 1);
-        EXPECT_EQ(result.answered_by,
-                  k == n ? InferResult::Site::kEdge : InferResult::Site::kCloud);
+        EXPECT_EQ(result.answered_by, k == n ? InferResult::Site::kEdge
+                                             : InferResult::Site::kCloud);
         EXPECT_EQ(result.bytes_sent > 0, k < n);
         EXPECT_TRUE(result.fallback_reason.empty()) << result.fallback_reason;
         ASSERT_EQ(result.top_k.size(), 3u);
         EXPECT_EQ(result.top_k[0].index, want.argmax().item<int64_t>());
         for (const auto& score : result.top_k) {
-          EXPECT_NEAR(score.probability, want[score.index].item<float>(), e.tolerance);
+          EXPECT_NEAR(score.probability, want[score.index].item<float>(),
+                      e.tolerance);
         }
       }
     }
@@ -153,7 +157,8 @@ TEST_F(SplitInferenceTest, ConfidentEdgeExitNeverContactsTheCloud) {
     const int64_t cloud_before = cloud_->continue_requests();
     InferOptions options;
     options.split_point = 2;
-    ASSERT_OK_AND_ASSIGN(InferResult result, client_->Infer(kModel, Image(i), options));
+    ASSERT_OK_AND_ASSIGN(InferResult result,
+                         client_->Infer(kModel, Image(i), options));
     if (result.exit_block < 2) {
       ++edge_answers;
       EXPECT_EQ(result.answered_by, InferResult::Site::kEdge);
@@ -169,7 +174,8 @@ TEST_F(SplitInferenceTest, CloudSideExitsStopTheCloudEarly) {
   for (int i = 0; i < 50; ++i) {
     InferOptions options;
     options.split_point = 0;  // Everything in the cloud, its exits included.
-    ASSERT_OK_AND_ASSIGN(InferResult result, client_->Infer(kModel, Image(i), options));
+    ASSERT_OK_AND_ASSIGN(InferResult result,
+                         client_->Infer(kModel, Image(i), options));
     EXPECT_EQ(result.answered_by, InferResult::Site::kCloud);
     if (result.exit_block < model_->num_blocks() - 1) ++early;
   }
@@ -178,30 +184,39 @@ TEST_F(SplitInferenceTest, CloudSideExitsStopTheCloudEarly) {
 
 TEST_F(SplitInferenceTest, BadRequestsGetPreciseCodesAndServingGoesOn) {
   const InputTensor good = Image(0);
-  EXPECT_THAT(client_->Infer("no_such_model", good), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(client_->Infer(kModel, InputTensor::Pixels({1, 1, 27, 27}, data_->image(0))),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("input of block 0")));
+  EXPECT_THAT(client_->Infer("no_such_model", good),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(client_->Infer(
+                  kModel, InputTensor::Pixels({1, 1, 27, 27}, data_->image(0))),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("input of block 0")));
   InputTensor wrong_type = good;
   wrong_type.datatype = "INT32";
-  EXPECT_THAT(client_->Infer(kModel, wrong_type), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(client_->Infer(kModel, wrong_type),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   InputTensor truncated = good;
   truncated.data.pop_back();
-  EXPECT_THAT(client_->Infer(kModel, truncated), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(client_->Infer(kModel, truncated),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   std::vector<float> big(600 * 1024, 0.0f);  // 2.4 MB, over the 1 MiB limit.
-  EXPECT_THAT(client_->Infer(kModel, InputTensor::Fp32({1, 600, 1024}, big.data())),
-              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(
+      client_->Infer(kModel, InputTensor::Fp32({1, 600, 1024}, big.data())),
+      StatusIs(absl::StatusCode::kResourceExhausted));
   // The camera-sized model takes far longer than 1 ms on these CPUs, so the
   // deadline surely passes while the request is in the agent.
   InferOptions expired;
   expired.deadline = absl::Milliseconds(1);
   std::vector<float> camera_input(3 * 224 * 224, 0.5f);
-  EXPECT_THAT(client_->Infer("camera_branchy",
-                             InputTensor::Fp32({1, 3, 224, 224}, camera_input.data()), expired),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(
+      client_->Infer("camera_branchy",
+                     InputTensor::Fp32({1, 3, 224, 224}, camera_input.data()),
+                     expired),
+      StatusIs(absl::StatusCode::kDeadlineExceeded));
   InferOptions bad_split;
   bad_split.split_point = 9;
-  EXPECT_THAT(client_->Infer(kModel, good, bad_split),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("split_point")));
+  EXPECT_THAT(
+      client_->Infer(kModel, good, bad_split),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("split_point")));
   EXPECT_THAT(client_->Infer(kModel, good), IsOk());
 }
 

@@ -176,7 +176,8 @@ class Client {
   // The plan the agent currently uses for `model`.
   absl::StatusOr<tandem::v1::Plan> GetPlan(const std::string& model);
   // The plan under what-if conditions, optionally with every alternative.
-  absl::StatusOr<tandem::v1::Plan> GetPlan(const tandem::v1::GetPlanRequest& request);
+  absl::StatusOr<tandem::v1::Plan> GetPlan(
+      const tandem::v1::GetPlanRequest& request);
   // The agent's measurements of a model, for offline planning.
   absl::StatusOr<tandem::v1::SavedProfile> GetProfile(const std::string& model);
 
