@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, bench_objective, "latency",
           "bench: the adaptive policy's objective");
 ABSL_FLAG(double, edge_slowdown, 4,
           "bench: the edge gets 1/slowdown of one core (1: no cap)");
+ABSL_FLAG(
+    bool, split_candidates, true,
+    "bench: also run every fixed split (INT8, FP16) as an oracle candidate");
 ABSL_FLAG(std::string, out_dir, "bench_out",
           "bench: where the CSV and the PNG plot go");
 ABSL_FLAG(std::string, model_repository, "",
@@ -253,6 +256,14 @@ absl::Status RunBenchCommandFromFlags() {
   const absl::Duration deadline = absl::Milliseconds(deadline_ms);
   std::vector<BenchPolicy> policies =
       TracePolicies(model->num_blocks, deadline);
+  if (!absl::GetFlag(FLAGS_split_candidates)) {
+    // Heavy models: every round must stay short enough for a step to hold
+    // several; the oracle then picks among the named fixed policies only.
+    policies.erase(
+        std::remove_if(policies.begin(), policies.end(),
+                       [](const BenchPolicy& p) { return !p.reported; }),
+        policies.end());
+  }
   for (BenchPolicy& p : policies)
     p.options.min_accuracy = absl::GetFlag(FLAGS_min_accuracy);
   size_t next_image = 0;
