@@ -268,8 +268,10 @@ absl::Status RunBenchCommandFromFlags() {
     p.options.min_accuracy = absl::GetFlag(FLAGS_min_accuracy);
   size_t next_image = 0;
   bool energy_measured = false;
-  auto send = [&](const BenchPolicy& policy, BenchRecord* record) {
-    const size_t i = next_image++ % inputs.images.size();
+  // Every policy of a round classifies the same image, so accuracies compare.
+  auto send = [&](const BenchPolicy& policy, size_t image,
+                  BenchRecord* record) {
+    const size_t i = image % inputs.images.size();
     absl::StatusOr<InferResult> result = client->Infer(
         model_name, InputTensor::Pixels(inputs.shape, inputs.images[i].data()),
         policy.options);
@@ -293,7 +295,7 @@ absl::Status RunBenchCommandFromFlags() {
   const absl::Time warm_until = absl::Now() + absl::Seconds(3);
   while (absl::Now() < warm_until) {
     BenchRecord ignored;
-    send(adaptive, &ignored);
+    send(adaptive, next_image++, &ignored);
   }
   ASSIGN_OR_RETURN(tandem::v1::Plan first_plan, client->GetPlan(model_name));
   BenchPolicy static_split;
@@ -326,13 +328,14 @@ absl::Status RunBenchCommandFromFlags() {
                                  steps.size(), steps[s].rate_mbit);
     while (absl::ToDoubleSeconds(absl::Now() - start) < step_end) {
       std::shuffle(order.begin(), order.end(), shuffle_rng);
+      ++next_image;
       for (size_t p : order) {
         BenchRecord record;
         record.step = static_cast<int>(s);
         record.policy = static_cast<int>(p);
         record.index_in_step = count[p]++;
         record.t_s = absl::ToDoubleSeconds(absl::Now() - start);
-        send(policies[p], &record);
+        send(policies[p], next_image, &record);
         records.push_back(record);
       }
     }
