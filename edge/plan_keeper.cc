@@ -86,7 +86,8 @@ absl::StatusOr<std::unique_ptr<PlanKeeper>> PlanKeeper::Create(
     absl::MutexLock lock(&keeper->mu_);
     ModelState& state = keeper->states_[model->name()];
     state.edge = std::move(profile);
-    state.block_us.assign(model->num_blocks(), Ewma(0.2));
+    // Slow: device speed drifts slowly, and a jumpy profile makes plans flap.
+    state.block_us.assign(model->num_blocks(), Ewma(0.05));
   }
   if (cloud != nullptr) {
     keeper->RefreshCloudProfiles();
@@ -145,7 +146,7 @@ bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current,
                              const tandem::v1::Plan& fresh) {
   // Switching pays only for a clear gain: near-ties would make plans flap
   // with every noisy measurement.
-  constexpr double kGain = 0.10;
+  constexpr double kGain = 0.15;
   const tandem::v1::PlanAlternative* now = Find(fresh, current);
   if (now == nullptr || !now->rejected_because().empty()) return false;
   const auto& best = fresh.alternatives(fresh.chosen());

@@ -114,7 +114,7 @@ class PlanKeeper {
       const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
       ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `current` stays although `fresh` (made with explain) chose
-  // otherwise: it is still feasible and within 10% of the best.
+  // otherwise: it is still feasible and within 15% of the best.
   static bool KeepCurrent(const tandem::v1::Plan& current,
                           const tandem::v1::Plan& fresh);
   void ProbeLoop();
