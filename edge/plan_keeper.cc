@@ -58,6 +58,14 @@ const tandem::v1::PlanAlternative* Find(const tandem::v1::Plan& plan,
   return nullptr;
 }
 
+// How much of a transfer's `elapsed` time to count as latency rather than
+// sending: the RTT, but never over half. A busy edge (a CPU quota spent on
+// inference) inflates a ping as much as the transfer after it; subtracting
+// the whole ping would leave nothing, and the sample would be lost.
+absl::Duration LatencyShare(absl::Duration rtt, absl::Duration elapsed) {
+  return std::min(rtt, elapsed / 2);
+}
+
 bool Outside(double now, double then, double band) {
   if (then <= 0) return now > 0;
   return std::fabs(now - then) > band * then;
@@ -307,8 +315,9 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
     network_.AddIncompleteTransfer(bytes, network_time);
     return;
   }
-  const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
-  network_.AddTransfer(bytes, network_time, std::min(rtt, network_time));
+  network_.AddTransfer(
+      bytes, network_time,
+      LatencyShare(absl::Milliseconds(network_.rtt_ms()), network_time));
 }
 
 absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model,
@@ -380,7 +389,7 @@ void PlanKeeper::Probe() {
   // carried at most its bytes in that time.
   const int64_t bytes = static_cast<int64_t>(bulk.payload().size());
   if (sent.ok()) {
-    network_.AddTransfer(bytes, elapsed, rtt);
+    network_.AddTransfer(bytes, elapsed, LatencyShare(rtt, elapsed));
   } else if (sent.code() == absl::StatusCode::kDeadlineExceeded) {
     network_.AddIncompleteTransfer(bytes, elapsed);
   }

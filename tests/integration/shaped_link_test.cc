@@ -120,6 +120,14 @@ TEST(ShapedLink, ARateDropMovesThePlanOntoTheEdge) {
   // slow link; the estimate must still have fallen far.
   EXPECT_LT(slow_plan.network().uplink_mbit(),
             fast_plan.network().uplink_mbit() / 4);
+
+  // And back: with nothing offloaded, only probes can see the link recover.
+  rate("50");
+  const int recovered_split = run(8);
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan recovered_plan,
+                       client->GetPlan("camera_branchy"));
+  EXPECT_LT(recovered_plan.split_point(), 5) << recovered_plan.reason();
+  EXPECT_LT(recovered_split, 5);
 }
 
 }  // namespace
