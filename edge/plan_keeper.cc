@@ -315,9 +315,12 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
     network_.AddIncompleteTransfer(bytes, network_time);
     return;
   }
-  network_.AddTransfer(
-      bytes, network_time,
-      LatencyShare(absl::Milliseconds(network_.rtt_ms()), network_time));
+  const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
+  // The whole network time bounds the round trip from above: pings queued
+  // behind a big transfer on a slow link may have left the estimate far too
+  // high, and while traffic flows no probe runs to correct it.
+  if (network_time < rtt) network_.AddRtt(network_time);
+  network_.AddTransfer(bytes, network_time, LatencyShare(rtt, network_time));
 }
 
 absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model,
