@@ -8,9 +8,12 @@
 // encodings within one run, never across runs.
 #include <torch/torch.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "benchmark/benchmark.h"
+#include "models/codec_kernels.h"
 #include "models/tensor_codec.h"
 
 namespace tandem {
@@ -96,6 +99,60 @@ void Cases(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Encode)->Apply(Cases);
 BENCHMARK(BM_Decode)->Apply(Cases);
+
+// What refusing NaN and infinity costs: each element pass of the codec with
+// the finiteness check folded in (checked = 1) against the same pass without
+// it (checked = 0), on the same data in the same run.
+enum Pass { kCopy, kToHalf, kFromHalf };
+
+void BM_FiniteCheckCost(benchmark::State& state) {
+  const torch::Tensor t = Activation(state.range(0));
+  const size_t n = t.numel();
+  const float* in = t.data_ptr<float>();
+  const bool checked = state.range(2) != 0;
+  std::vector<float> floats(n);
+  std::vector<uint16_t> halves(n);
+  FloatToHalf(in, halves.data(), n);
+  bool finite = true;
+  for (auto _ : state) {
+    switch (state.range(1)) {
+      case kCopy:
+        if (checked) {
+          finite = CopyFinite(in, floats.data(), n);
+        } else {
+          std::memcpy(floats.data(), in, n * sizeof(float));
+        }
+        break;
+      case kToHalf:
+        if (checked) {
+          finite = FloatToHalfFinite(in, halves.data(), n);
+        } else {
+          FloatToHalf(in, halves.data(), n);
+        }
+        break;
+      case kFromHalf:
+        if (checked) {
+          finite = HalfToFloatFinite(halves.data(), floats.data(), n);
+        } else {
+          HalfToFloat(halves.data(), floats.data(), n);
+        }
+        break;
+    }
+    benchmark::DoNotOptimize(floats.data());
+    benchmark::DoNotOptimize(halves.data());
+    benchmark::ClobberMemory();
+  }
+  if (!finite) state.SkipWithError("activation is not finite");
+  state.SetBytesProcessed(state.iterations() * t.nbytes());
+  const char* names[] = {"raw copy", "fp32->fp16", "fp16->fp32"};
+  state.SetLabel(std::string(names[state.range(1)]) +
+                 (checked ? " +finite check" : ""));
+}
+BENCHMARK(BM_FiniteCheckCost)
+    ->ArgNames({"MB", "pass", "checked"})
+    ->ArgsProduct({{1, 10}, {kCopy, kToHalf, kFromHalf}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace tandem

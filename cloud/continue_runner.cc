@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/status_macros.h"
 #include "models/block_runner.h"
+#include "models/request_checks.h"
 #include "models/tensor_codec.h"
 
 namespace tandem {
@@ -41,17 +42,7 @@ absl::Status ContinueRunner::Precheck(
     const tandem::v1::ContinueRequest& request) const {
   ASSIGN_OR_RETURN(const ProgressiveModel* model,
                    Find(request.model_name(), request.model_version()));
-  if (request.start_block() < 0 ||
-      request.start_block() >= model->num_blocks()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("start_block ", request.start_block(), " is outside [0, ",
-                     model->num_blocks(), ")"));
-  }
-  if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected one input tensor with one raw_input_contents entry; got ",
-        request.inputs_size(), " and ", request.raw_input_contents_size()));
-  }
+  RETURN_IF_ERROR(CheckContinueRequest(request, model->config()));
   return ValidateTensorSpec(request.inputs(0),
                             request.raw_input_contents(0).size(), limits_)
       .status();
@@ -77,19 +68,20 @@ absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
     return absl::InvalidArgumentError(
         "one sample per request (the server batches requests)");
   }
-  ExitThresholds thresholds;
-  for (const auto& [block, threshold] : request.exit_thresholds()) {
-    if (block >= request.start_block()) thresholds[block] = threshold;
-  }
-  ASSIGN_OR_RETURN(BlockRun run,
-                   RunBlocksWithExits(*model, input, request.start_block(),
-                                      model->num_blocks(), thresholds));
+  // Precheck refused thresholds before start_block or outside [0, 1].
+  const ExitThresholds thresholds(request.exit_thresholds().begin(),
+                                  request.exit_thresholds().end());
+  ASSIGN_OR_RETURN(
+      BlockRun run,
+      RunBlocksWithExits(*model, input, request.start_block(),
+                         model->num_blocks(), thresholds, deadline));
+  ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(run));
   tandem::v1::ContinueResponse response;
   response.set_id(request.id());
-  TopK(*run.exit, 0, request.top_k(), model->config(),
+  TopK(*exit, 0, EffectiveTopK(request.top_k()), model->config(),
        response.mutable_top_k());
   response.set_exit_block(run.exit_block);
-  response.set_confidence(run.exit->confidence[0]);
+  response.set_confidence(exit->confidence[0]);
   response.set_queue_us(absl::ToInt64Microseconds(start - queued_at));
   response.set_compute_us(absl::ToInt64Microseconds(clock->Now() - start));
   Record(*model, request.start_block(), run.block_times, start - queued_at);

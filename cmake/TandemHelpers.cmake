@@ -31,11 +31,12 @@ function(tandem_library)
 endfunction()
 
 # tandem_test(NAME name SRCS ... DEPS ... [LABELS unit|integration|slow|gpu]
-#             [ENVIRONMENT VAR=value ...] [TIMEOUT seconds])
-# One GoogleTest binary registered as one ctest test (so labels and fixtures
-# apply to the whole binary).
+#             [ENVIRONMENT VAR=value ...] [TIMEOUT seconds] [RUN_SERIAL])
+# One GoogleTest binary; every test case in it is its own ctest test
+# (gtest_discover_tests, at ctest time), so a GTEST_SKIP is that case's skip
+# and a failure is always that case's failure. TIMEOUT bounds each case.
 function(tandem_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;ENVIRONMENT" ${ARGN})
+  cmake_parse_arguments(ARG "RUN_SERIAL" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;ENVIRONMENT" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_options(${ARG_NAME} PRIVATE ${TANDEM_WARNING_FLAGS})
@@ -45,11 +46,31 @@ function(tandem_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
-  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
-  set_tests_properties(${ARG_NAME} PROPERTIES
-      LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
-      ENVIRONMENT "TANDEM_MODEL_REPOSITORY=${PROJECT_BINARY_DIR}/model_repository;TANDEM_SOURCE_DIR=${PROJECT_SOURCE_DIR};${ARG_ENVIRONMENT}"
-      SKIP_RETURN_CODE 77
-      # GTEST_SKIP exits 0: report such a run as skipped, never as passed.
-      SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+  # Test names: "<binary>.<Suite>.<Case>", so `ctest -R <binary>` selects one
+  # binary's cases.
+  gtest_discover_tests(${ARG_NAME}
+      TEST_PREFIX "${ARG_NAME}."
+      DISCOVERY_MODE PRE_TEST
+      DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests flattens its PROPERTIES into one list, which breaks
+  # list values (several labels, an environment of several variables). Set
+  # them from a script of our own that ctest runs after the discovery, over
+  # the list of discovered tests it leaves in <binary>_TESTS.
+  set(_env
+      TANDEM_MODEL_REPOSITORY=${PROJECT_BINARY_DIR}/model_repository
+      TANDEM_SOURCE_DIR=${PROJECT_SOURCE_DIR}
+      ${ARG_ENVIRONMENT})
+  set(_serial "")
+  if(ARG_RUN_SERIAL)
+    set(_serial "RUN_SERIAL TRUE")
+  endif()
+  set(_script ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}_properties.cmake)
+  file(GENERATE OUTPUT ${_script} CONTENT
+"foreach(_test IN LISTS ${ARG_NAME}_TESTS)
+  set_tests_properties(\"\${_test}\" PROPERTIES
+      LABELS \"${ARG_LABELS}\" TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
+      ENVIRONMENT \"${_env}\" ${_serial})
+endforeach()
+")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${_script})
 endfunction()

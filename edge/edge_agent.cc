@@ -4,13 +4,16 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "models/block_runner.h"
+#include "models/request_checks.h"
 #include "models/tensor_codec.h"
 #include "partitioner/exit_thresholds.h"
+#include "partitioner/planner.h"
 
 namespace tandem {
 namespace {
@@ -169,13 +172,8 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
     route.offload_bound =
         absl::Milliseconds(2 * route.plan->predicted_tail_latency_ms() + 20);
   }
-  if (request.has_split_point()) {
-    if (request.split_point() < 0 || request.split_point() > n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "split_point ", request.split_point(), " is outside [0, ", n, "]"));
-    }
-    route.split = request.split_point();
-  }
+  // CheckInferRequest has bounded the split point to [0, n].
+  if (request.has_split_point()) route.split = request.split_point();
   if (route.split < n && cloud_ == nullptr) {
     route.split = n;
     route.fallback_reason = "no cloud is configured";
@@ -240,10 +238,14 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
   ASSIGN_OR_RETURN(
       const ProgressiveModel* model,
       repository_->Get(request.model_name(), request.model_version()));
-  if (request.inputs_size() != 1 || request.raw_input_contents_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected one input tensor with one raw_input_contents entry; got ",
-        request.inputs_size(), " and ", request.raw_input_contents_size()));
+  RETURN_IF_ERROR(CheckInferRequest(request, model->config()));
+  const double best_accuracy = BestReachableAccuracy(model->config());
+  if (request.min_accuracy() > best_accuracy + 1e-6) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "min_accuracy %.4f is above what any plan of '%s' reaches (best "
+        "%.4f%s)",
+        request.min_accuracy(), model->name(), best_accuracy,
+        model->config().trained() ? "" : ": the model is untrained"));
   }
   ASSIGN_OR_RETURN(
       at::Tensor input,
@@ -264,9 +266,9 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
   response.set_fallback_reason(route.fallback_reason);
   tandem::v1::Timings* timings = response.mutable_timings();
   timings->set_edge_queue_us(Micros(start - received));
-  const int top_k = request.top_k() > 0 ? request.top_k() : 1;
+  const int top_k = EffectiveTopK(request.top_k());
   auto answer = [&](const ExitEvaluation& exit, int exit_block,
-                    tandem::v1::Site site) {
+                    tandem::v1::Site site) -> absl::StatusOr<InferResponse> {
     TopK(exit, 0, top_k, model->config(), response.mutable_top_k());
     response.set_exit_block(exit_block);
     response.set_confidence(exit.confidence[0]);
@@ -276,13 +278,15 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
     return response;
   };
 
-  ASSIGN_OR_RETURN(
-      BlockRun head,
-      RunBlocksWithExits(*model, input, 0, route.split, route.thresholds));
+  ASSIGN_OR_RETURN(BlockRun head,
+                   RunBlocksWithExits(*model, input, 0, route.split,
+                                      route.thresholds, deadline));
   keeper_->OnLocalBlocks(*model, 0, head.block_times);
   timings->set_edge_compute_us(Micros(head.compute_time));
-  if (head.exited)
-    return answer(*head.exit, head.exit_block, tandem::v1::SITE_EDGE);
+  if (head.exited) {
+    ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(head));
+    return answer(*exit, head.exit_block, tandem::v1::SITE_EDGE);
+  }
 
   // Offload blocks [split, n).
   ContinueRequest offload;
@@ -303,8 +307,17 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
     EncodeOptions encode;
     encode.encoding = route.encoding;
     encode.compression = route.compression;
-    RETURN_IF_ERROR(EncodeTensor(head.output, encode, offload.add_inputs(),
-                                 offload.add_raw_input_contents()));
+    encode.name = absl::StrCat("block_", route.split, "_input");
+    const absl::Status encoded =
+        EncodeTensor(head.output, encode, offload.add_inputs(),
+                     offload.add_raw_input_contents());
+    if (!encoded.ok()) {
+      // The tensor is the model's own activation: a fault of the model (an
+      // overflow), not of the request.
+      return absl::InternalError(absl::StrCat(
+          "model '", model->name(), "': the output of block ", route.split - 1,
+          " cannot be offloaded: ", encoded.message()));
+    }
   }
   timings->set_encode_us(Micros(clock->Now() - encode_start));
   response.set_bytes_sent(
@@ -361,18 +374,23 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
   const bool no_time_left =
       deadline != absl::InfiniteFuture() &&
       clock->Now() + keeper_->EstimateLocal(*model, route.split, n) > deadline;
-  if (request.allow_partial() && head.exit.has_value() && no_time_left) {
-    response.set_fallback_reason(reason + "; answered by the best exit so far");
-    return answer(*head.exit, head.best_block, tandem::v1::SITE_EDGE);
+  if (request.allow_partial() && no_time_left) {
+    if (absl::StatusOr<const ExitEvaluation*> best = BestExitSoFar(head);
+        best.ok()) {
+      response.set_fallback_reason(reason +
+                                   "; answered by the best exit so far");
+      return answer(**best, head.best_block, tandem::v1::SITE_EDGE);
+    }
   }
   response.set_fallback_reason(reason + "; finished on the edge");
   ASSIGN_OR_RETURN(BlockRun tail,
                    RunBlocksWithExits(*model, head.output, route.split, n,
-                                      route.thresholds));
+                                      route.thresholds, deadline));
   keeper_->OnLocalBlocks(*model, route.split, tail.block_times);
   timings->set_edge_compute_us(timings->edge_compute_us() +
                                Micros(tail.compute_time));
-  return answer(*tail.exit, tail.exit_block, tandem::v1::SITE_EDGE);
+  ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(tail));
+  return answer(*exit, tail.exit_block, tandem::v1::SITE_EDGE);
 }
 
 tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {

@@ -1,9 +1,14 @@
 // Runs a range of a progressive model's blocks with early exits: the shared
 // inner loop of the edge agent and the cloud server.
 //
-//   ASSIGN_OR_RETURN(BlockRun run, RunBlocksWithExits(model, x, 0, k,
-//   thresholds)); if (run.exited) Answer(TopK(run.exit, 3, model.config()));
-//   else Offload(run.output);
+//   ASSIGN_OR_RETURN(BlockRun run,
+//                    RunBlocksWithExits(model, x, 0, k, thresholds));
+//   if (run.exited) {
+//     ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(run));
+//     TopK(*exit, 0, 3, model.config(), &scores);
+//   } else {
+//     Offload(run.output);
+//   }
 //
 // Thread-safe as ProgressiveModel is.
 #ifndef TANDEM_MODELS_BLOCK_RUNNER_H_
@@ -47,11 +52,22 @@ struct BlockRun {
 // `begin`), evaluating after each block the exits in `thresholds` and the
 // final exit, and stops at the first exit whose confidence reaches its
 // threshold. Batches answer together: an exit is taken when every sample in
-// the batch is confident.
-absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model,
-                                            const at::Tensor& input, int begin,
-                                            int end,
-                                            const ExitThresholds& thresholds);
+// the batch is confident. When `end` is the last block the final exit always
+// answers, so such a run has `exited` set. An exit head whose confidence is
+// NaN or infinite (an activation overflowed) is INTERNAL naming the block.
+// Block boundaries are where a late request stops: once `deadline` has
+// passed, the next block is not started (DEADLINE_EXCEEDED), so work whose
+// answer would come too late does not hold the worker.
+absl::StatusOr<BlockRun> RunBlocksWithExits(
+    const ProgressiveModel& model, const at::Tensor& input, int begin, int end,
+    const ExitThresholds& thresholds,
+    absl::Time deadline = absl::InfiniteFuture());
+
+// The exit that answered `run`, or INTERNAL when none did. Callers read exits
+// only through these two, never by dereferencing `run.exit` themselves.
+absl::StatusOr<const ExitEvaluation*> AnsweringExit(const BlockRun& run);
+// The last exit evaluated (for allow_partial answers), or FAILED_PRECONDITION.
+absl::StatusOr<const ExitEvaluation*> BestExitSoFar(const BlockRun& run);
 
 // The `k` most probable classes of sample `sample`, with labels from the
 // config when it has them.

@@ -2,9 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/testing/tiny_model.h"
 
@@ -85,6 +87,59 @@ TEST_F(BlockRunnerTest, TopKIsSortedAndLabelled) {
 TEST_F(BlockRunnerTest, RejectsBadRanges) {
   EXPECT_THAT(RunBlocksWithExits(*model_, torch::randn({1, 4}), 2, 1, {}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(BlockRunnerTest, NonFiniteConfidenceIsInternalNamingTheExit) {
+  const torch::Tensor x = torch::full({1, 4}, NAN);
+  // The early exit after block 0 sees it first...
+  EXPECT_THAT(RunBlocksWithExits(*model_, x, 0, 3, {{0, 0.5f}}),
+              StatusIs(absl::StatusCode::kInternal,
+                       ::testing::HasSubstr("exit head after block 0")));
+  // ... and with no early exit the final one does: never "no exit".
+  EXPECT_THAT(RunBlocksWithExits(*model_, x, 0, 3, {}),
+              StatusIs(absl::StatusCode::kInternal,
+                       ::testing::HasSubstr("exit head after block 2")));
+}
+
+TEST_F(BlockRunnerTest, OverflowingBlocksAreInternal) {
+  testing::TinySpec spec;
+  spec.name = "overflow";
+  spec.block_gain = 1e30f;
+  ASSERT_OK_AND_ASSIGN(auto model, ProgressiveModel::Load(
+                                       testing::WritePackage(root_, spec), {}));
+  const torch::Tensor x = torch::full({1, 4}, 1e10f);  // Finite input.
+  EXPECT_THAT(RunBlocksWithExits(*model, x, 0, 3, {}),
+              StatusIs(absl::StatusCode::kInternal,
+                       ::testing::HasSubstr("non-finite confidence")));
+}
+
+TEST_F(BlockRunnerTest, StopsAtABlockBoundaryOnceTheDeadlinePassed) {
+  const torch::Tensor x = torch::randn({1, 4});
+  EXPECT_THAT(
+      RunBlocksWithExits(*model_, x, 1, 3, {}, absl::Now() - absl::Seconds(1)),
+      StatusIs(absl::StatusCode::kDeadlineExceeded,
+               ::testing::HasSubstr("before block 1")));
+  ASSERT_OK_AND_ASSIGN(
+      BlockRun run,
+      RunBlocksWithExits(*model_, x, 0, 3, {}, absl::Now() + absl::Hours(1)));
+  EXPECT_TRUE(run.exited);
+}
+
+TEST_F(BlockRunnerTest, ExitsAreReadOnlyThroughTheirAccessors) {
+  const torch::Tensor x = torch::randn({1, 4});
+  ASSERT_OK_AND_ASSIGN(BlockRun full, RunBlocksWithExits(*model_, x, 0, 3, {}));
+  ASSERT_OK_AND_ASSIGN(const ExitEvaluation* answer, AnsweringExit(full));
+  EXPECT_EQ(answer->predicted.size(), 1u);
+  // A run that stopped at its split answered nothing: asking is an error,
+  // not a dereference of an empty optional.
+  ASSERT_OK_AND_ASSIGN(BlockRun head, RunBlocksWithExits(*model_, x, 0, 2, {}));
+  EXPECT_THAT(AnsweringExit(head), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_THAT(BestExitSoFar(head),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK_AND_ASSIGN(BlockRun partial,
+                       RunBlocksWithExits(*model_, x, 0, 2, {{0, 1.01f}}));
+  ASSERT_OK_AND_ASSIGN(const ExitEvaluation* best, BestExitSoFar(partial));
+  EXPECT_EQ(best->confidence.size(), 1u);
 }
 
 }  // namespace

@@ -31,14 +31,22 @@ bool HasF16c() {
   return has;
 }
 
-__attribute__((target("avx,f16c"))) void FloatToHalfF16c(const float* in,
+// x - x is +0 for finite x and NaN for NaN or infinity; OR-ing those bit
+// patterns together keeps a NaN pattern once one appeared. A subtract and an
+// OR per vector (the OR's one-cycle latency is the only dependency between
+// iterations) tell whether a run is finite.
+template <bool kCheck>
+__attribute__((target("avx,f16c"))) bool FloatToHalfF16c(const float* in,
                                                          uint16_t* out,
                                                          size_t n) {
   const __m256 hi = _mm256_set1_ps(kMaxHalf);
   const __m256 lo = _mm256_set1_ps(-kMaxHalf);
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 poison = zero;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 x = _mm256_loadu_ps(in + i);
+    if (kCheck) poison = _mm256_or_ps(poison, _mm256_sub_ps(x, x));
     // min/max return their second operand when either is NaN: NaN survives.
     // Infinities are clamped here; restore them below only if present.
     const __m256 clamped = _mm256_max_ps(lo, _mm256_min_ps(hi, x));
@@ -49,17 +57,65 @@ __attribute__((target("avx,f16c"))) void FloatToHalfF16c(const float* in,
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
   }
-  for (; i < n; ++i) out[i] = FloatToHalfScalar(in[i]);
+  bool finite = true;
+  for (; i < n; ++i) {
+    out[i] = FloatToHalfScalar(in[i]);
+    if (kCheck) finite = finite && std::isfinite(in[i]);
+  }
+  return !kCheck || (finite && _mm256_movemask_ps(_mm256_cmp_ps(
+                                   poison, zero, _CMP_NEQ_UQ)) == 0);
 }
 
-__attribute__((target("avx,f16c"))) void HalfToFloatF16c(const uint16_t* in,
+template <bool kCheck>
+__attribute__((target("avx,f16c"))) bool HalfToFloatF16c(const uint16_t* in,
                                                          float* out, size_t n) {
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 poison = zero;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+    const __m256 x = _mm256_cvtph_ps(h);
+    if (kCheck) poison = _mm256_or_ps(poison, _mm256_sub_ps(x, x));
+    _mm256_storeu_ps(out + i, x);
   }
-  for (; i < n; ++i) out[i] = HalfToFloatScalar(in[i]);
+  bool finite = true;
+  for (; i < n; ++i) {
+    out[i] = HalfToFloatScalar(in[i]);
+    if (kCheck) finite = finite && std::isfinite(out[i]);
+  }
+  return !kCheck || (finite && _mm256_movemask_ps(_mm256_cmp_ps(
+                                   poison, zero, _CMP_NEQ_UQ)) == 0);
+}
+
+// Copies (or only reads, when out is null) and checks.
+__attribute__((target("avx"))) bool CopyFiniteAvx(const float* in, float* out,
+                                                  size_t n) {
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 poison = zero, poison2 = zero;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // Two vectors a step: loads and stores pair.
+    const __m256 x = _mm256_loadu_ps(in + i);
+    const __m256 y = _mm256_loadu_ps(in + i + 8);
+    poison = _mm256_or_ps(poison, _mm256_sub_ps(x, x));
+    poison2 = _mm256_or_ps(poison2, _mm256_sub_ps(y, y));
+    if (out != nullptr) {
+      _mm256_storeu_ps(out + i, x);
+      _mm256_storeu_ps(out + i + 8, y);
+    }
+  }
+  poison = _mm256_or_ps(poison, poison2);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(in + i);
+    poison = _mm256_or_ps(poison, _mm256_sub_ps(x, x));
+    if (out != nullptr) _mm256_storeu_ps(out + i, x);
+  }
+  bool finite = true;
+  for (; i < n; ++i) {
+    if (out != nullptr) out[i] = in[i];
+    finite = finite && std::isfinite(in[i]);
+  }
+  return finite &&
+         _mm256_movemask_ps(_mm256_cmp_ps(poison, zero, _CMP_NEQ_UQ)) == 0;
 }
 
 __attribute__((target("avx"))) bool FiniteMinMaxAvx(const float* in, size_t n,
@@ -137,16 +193,68 @@ float HalfToFloatScalar(uint16_t h) {
 
 void FloatToHalf(const float* in, uint16_t* out, size_t n) {
 #if TANDEM_X86
-  if (HasF16c()) return FloatToHalfF16c(in, out, n);
+  if (HasF16c()) {
+    FloatToHalfF16c<false>(in, out, n);
+    return;
+  }
 #endif
   for (size_t i = 0; i < n; ++i) out[i] = FloatToHalfScalar(in[i]);
 }
 
 void HalfToFloat(const uint16_t* in, float* out, size_t n) {
 #if TANDEM_X86
-  if (HasF16c()) return HalfToFloatF16c(in, out, n);
+  if (HasF16c()) {
+    HalfToFloatF16c<false>(in, out, n);
+    return;
+  }
 #endif
   for (size_t i = 0; i < n; ++i) out[i] = HalfToFloatScalar(in[i]);
+}
+
+bool FloatToHalfFinite(const float* in, uint16_t* out, size_t n) {
+#if TANDEM_X86
+  if (HasF16c()) return FloatToHalfF16c<true>(in, out, n);
+#endif
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = FloatToHalfScalar(in[i]);
+    finite = finite && std::isfinite(in[i]);
+  }
+  return finite;
+}
+
+bool HalfToFloatFinite(const uint16_t* in, float* out, size_t n) {
+#if TANDEM_X86
+  if (HasF16c()) return HalfToFloatF16c<true>(in, out, n);
+#endif
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = HalfToFloatScalar(in[i]);
+    finite = finite && std::isfinite(out[i]);
+  }
+  return finite;
+}
+
+bool CopyFinite(const float* in, float* out, size_t n) {
+#if TANDEM_X86
+  if (HasF16c()) return CopyFiniteAvx(in, out, n);
+#endif
+  if (n > 0) std::memcpy(out, in, n * sizeof(float));
+  return FirstNonFinite(in, n) == n;
+}
+
+bool AllFinite(const float* in, size_t n) {
+#if TANDEM_X86
+  if (HasF16c()) return CopyFiniteAvx(in, nullptr, n);
+#endif
+  return FirstNonFinite(in, n) == n;
+}
+
+size_t FirstNonFinite(const float* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(in[i])) return i;
+  }
+  return n;
 }
 
 bool FiniteMinMax(const float* in, size_t n, float* min, float* max) {

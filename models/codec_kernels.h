@@ -18,6 +18,21 @@ inline constexpr float kMaxHalf = 65504.0f;
 void FloatToHalf(const float* in, uint16_t* out, size_t n);
 void HalfToFloat(const uint16_t* in, float* out, size_t n);
 
+// The same conversions, folded with a check that costs a multiply and an add
+// per element: they return false when any input value is NaN or infinite
+// (the output is then complete but must not be used). The codec refuses such
+// tensors; bench/codec_bench measures what the check costs.
+bool FloatToHalfFinite(const float* in, uint16_t* out, size_t n);
+bool HalfToFloatFinite(const uint16_t* in, float* out, size_t n);
+
+// memcpy of `n` floats that also returns false when any is NaN or infinite.
+bool CopyFinite(const float* in, float* out, size_t n);
+// True when every value is finite.
+bool AllFinite(const float* in, size_t n);
+// Index of the first NaN or infinite value, or `n` when there is none. Scalar:
+// for error messages, after a fast check failed.
+size_t FirstNonFinite(const float* in, size_t n);
+
 // Range of `in`. Returns false (leaving min and max unspecified) when any
 // value is NaN or infinite.
 bool FiniteMinMax(const float* in, size_t n, float* min, float* max);

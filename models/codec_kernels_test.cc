@@ -1,6 +1,7 @@
 #include "models/codec_kernels.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -97,6 +98,52 @@ TEST(Affine, ConstantZeroTensor) {
   QuantizeAffine(in.data(), q.data(), 5, p);
   DequantizeAffine(q.data(), out.data(), 5, p);
   for (float x : out) EXPECT_EQ(x, 0.0f);
+}
+
+// Every position of a 19-element run (two vectors and a tail) and every kind
+// of non-finite value is caught by each checked kernel.
+TEST(FiniteChecks, CatchNonFiniteValuesAtEveryPosition) {
+  constexpr size_t kN = 19;
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    for (size_t at = 0; at < kN; ++at) {
+      SCOPED_TRACE(::testing::Message() << "value " << bad << " at " << at);
+      std::vector<float> in(kN, 1.5f);
+      in[at] = bad;
+      std::vector<float> copy(kN);
+      EXPECT_FALSE(CopyFinite(in.data(), copy.data(), kN));
+      EXPECT_EQ(std::memcmp(in.data(), copy.data(), 4 * kN), 0);
+      EXPECT_FALSE(AllFinite(in.data(), kN));
+      EXPECT_EQ(FirstNonFinite(in.data(), kN), at);
+      std::vector<uint16_t> half(kN);
+      EXPECT_FALSE(FloatToHalfFinite(in.data(), half.data(), kN));
+      std::vector<float> back(kN);
+      EXPECT_FALSE(HalfToFloatFinite(half.data(), back.data(), kN));
+    }
+  }
+}
+
+TEST(FiniteChecks, PassFiniteValuesAndMatchTheUncheckedKernels) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1e6f, 1e6f);
+  std::vector<float> in(1001);
+  for (float& x : in) x = dist(rng);
+  in[7] = std::numeric_limits<float>::max();  // Finite: saturates in FP16.
+  in[8] = -0.0f;
+  std::vector<float> copy(in.size());
+  EXPECT_TRUE(CopyFinite(in.data(), copy.data(), in.size()));
+  EXPECT_EQ(copy, in);
+  EXPECT_TRUE(AllFinite(in.data(), in.size()));
+  EXPECT_EQ(FirstNonFinite(in.data(), in.size()), in.size());
+  std::vector<uint16_t> checked(in.size()), plain(in.size());
+  EXPECT_TRUE(FloatToHalfFinite(in.data(), checked.data(), in.size()));
+  FloatToHalf(in.data(), plain.data(), in.size());
+  EXPECT_EQ(checked, plain);
+  std::vector<float> back_checked(in.size()), back_plain(in.size());
+  EXPECT_TRUE(
+      HalfToFloatFinite(checked.data(), back_checked.data(), in.size()));
+  HalfToFloat(plain.data(), back_plain.data(), in.size());
+  EXPECT_EQ(back_checked, back_plain);
+  EXPECT_TRUE(AllFinite(nullptr, 0));
 }
 
 }  // namespace

@@ -2,10 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "common/status_macros.h"
 #include "models/codec_kernels.h"
 #include "models/compression.h"
@@ -72,6 +75,33 @@ absl::Status EncodeAffine(const float* data, int64_t outer, int64_t channels,
     }
   }
   return absl::OkStatus();
+}
+
+// INVALID_ARGUMENT naming the tensor and its first NaN or infinite element.
+absl::Status NonFiniteError(absl::string_view name,
+                            absl::Span<const int64_t> shape,
+                            const float* values, size_t n) {
+  const size_t first = FirstNonFinite(values, n);
+  std::vector<int64_t> index(shape.size());
+  size_t rest = first;
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] <= 0) continue;
+    index[d] = static_cast<int64_t>(rest % shape[d]);
+    rest /= shape[d];
+  }
+  const float value = first < n ? values[first] : 0.0f;
+  return absl::InvalidArgumentError(absl::StrCat(
+      name.empty() ? "tensor" : absl::StrCat("tensor '", name, "'"),
+      ": element ", first, " [", absl::StrJoin(index, ","), "] is ",
+      std::isnan(value) ? "NaN" : (value > 0 ? "+inf" : "-inf"),
+      "; non-finite values are refused"));
+}
+
+// Non-FP32 floating datatypes travel RAW and are rare: check them through
+// torch rather than with a kernel of their own.
+bool IsFloating(DataType type) {
+  return type == DataType::kFp16 || type == DataType::kBf16 ||
+         type == DataType::kFp64;
 }
 
 void DecodeAffine(const TensorSpec& spec, const TensorLayout& layout,
@@ -150,15 +180,25 @@ absl::Status EncodeTensor(const at::Tensor& tensor,
     std::string* encoded = options.compression == tandem::v1::COMPRESSION_NONE
                                ? payload
                                : &staging;
+    // FP32 values are checked for NaN and infinity in the same pass that
+    // encodes them; other datatypes are copied as they are.
+    const bool fp32 = datatype == DataType::kFp32;
+    bool finite = true;
     switch (options.encoding) {
       case tandem::v1::ENCODING_RAW:
         encoded->resize(t.nbytes());
-        if (n > 0) std::memcpy(encoded->data(), t.data_ptr(), t.nbytes());
+        if (fp32) {
+          finite = CopyFinite(t.data_ptr<float>(),
+                              reinterpret_cast<float*>(encoded->data()), n);
+        } else if (n > 0) {
+          std::memcpy(encoded->data(), t.data_ptr(), t.nbytes());
+        }
         break;
       case tandem::v1::ENCODING_FP16:
         encoded->resize(n * sizeof(uint16_t));
-        FloatToHalf(t.data_ptr<float>(),
-                    reinterpret_cast<uint16_t*>(encoded->data()), n);
+        finite =
+            FloatToHalfFinite(t.data_ptr<float>(),
+                              reinterpret_cast<uint16_t*>(encoded->data()), n);
         break;
       case tandem::v1::ENCODING_AFFINE_UINT8: {
         int64_t outer = 1, channels = 1, inner = n;
@@ -176,14 +216,18 @@ absl::Status EncodeTensor(const at::Tensor& tensor,
           for (int d = axis + 1; d < t.dim(); ++d) inner *= t.size(d);
         }
         encoded->resize(n);
-        RETURN_IF_ERROR(
-            EncodeAffine(t.data_ptr<float>(), outer, channels, inner, spec,
-                         reinterpret_cast<uint8_t*>(encoded->data())));
+        finite = EncodeAffine(t.data_ptr<float>(), outer, channels, inner, spec,
+                              reinterpret_cast<uint8_t*>(encoded->data()))
+                     .ok();
         break;
       }
       default:
         return absl::InvalidArgumentError(
             absl::StrCat("tensor: unknown encoding ", options.encoding));
+    }
+    if (!finite) {
+      payload->clear();
+      return NonFiniteError(options.name, t.sizes(), t.data_ptr<float>(), n);
     }
     spec->set_encoded_bytes(static_cast<int64_t>(encoded->size()));
     if (options.compression == tandem::v1::COMPRESSION_ZSTD) {
@@ -218,17 +262,39 @@ absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec,
       }
       RETURN_IF_ERROR(
           ZstdDecompressExact(payload, layout.encoded_bytes, target));
-      if (spec.encoding() == tandem::v1::ENCODING_RAW) return out;
       encoded = staging.data();
     }
+    // NaN and infinity are refused in the pass that decodes (validation has
+    // bounded the affine parameters, so 8-bit codes always decode finite).
+    const bool fp32 = layout.datatype == DataType::kFp32;
+    const size_t n = static_cast<size_t>(layout.num_elements);
+    bool finite = true;
     switch (spec.encoding()) {
       case tandem::v1::ENCODING_RAW:
-        if (layout.encoded_bytes > 0)
+        if (spec.compression() == tandem::v1::COMPRESSION_ZSTD) {
+          // Already decompressed into the tensor.
+          if (fp32) finite = AllFinite(out.data_ptr<float>(), n);
+        } else if (fp32) {
+          finite = CopyFinite(reinterpret_cast<const float*>(encoded),
+                              out.data_ptr<float>(), n);
+        } else if (layout.encoded_bytes > 0) {
           std::memcpy(out.data_ptr(), encoded, layout.encoded_bytes);
+        }
+        if (IsFloating(layout.datatype) && n > 0) {
+          finite = torch::isfinite(out).all().item<bool>();
+          if (!finite) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                spec.name().empty()
+                    ? "tensor"
+                    : absl::StrCat("tensor '", spec.name(), "'"),
+                ": ", spec.datatype(),
+                " payload holds NaN or infinite values; they are refused"));
+          }
+        }
         break;
       case tandem::v1::ENCODING_FP16:
-        HalfToFloat(reinterpret_cast<const uint16_t*>(encoded),
-                    out.data_ptr<float>(), layout.num_elements);
+        finite = HalfToFloatFinite(reinterpret_cast<const uint16_t*>(encoded),
+                                   out.data_ptr<float>(), n);
         break;
       case tandem::v1::ENCODING_AFFINE_UINT8:
         DecodeAffine(spec, layout, reinterpret_cast<const uint8_t*>(encoded),
@@ -236,6 +302,9 @@ absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec,
         break;
       default:
         break;  // Rejected by validation.
+    }
+    if (!finite) {
+      return NonFiniteError(spec.name(), shape, out.data_ptr<float>(), n);
     }
     return out;
   });

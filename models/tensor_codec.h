@@ -38,15 +38,18 @@ struct EncodeOptions {
 
 // Fills `spec` and `payload` (replacing their contents) from `tensor`, which
 // may live on any device and have any layout. INVALID_ARGUMENT for a dtype the
-// wire has no name for, a lossy encoding of a non-FP32 tensor, or
-// AFFINE_UINT8 of a tensor holding NaN or infinity.
+// wire has no name for, a lossy encoding of a non-FP32 tensor, or an FP32
+// tensor holding NaN or infinity (under any encoding; the message names
+// `options.name` and the first such element).
 absl::Status EncodeTensor(const at::Tensor& tensor,
                           const EncodeOptions& options,
                           tandem::v1::TensorSpec* spec, std::string* payload);
 
 // Validates (see ValidateTensorSpec) and decodes into a new CPU tensor of the
 // spec's datatype (FP32 for FP16 and AFFINE_UINT8 payloads). The tensor owns
-// its memory; `payload` may be freed afterwards.
+// its memory; `payload` may be freed afterwards. A floating-point tensor
+// holding NaN or infinity is INVALID_ARGUMENT naming the tensor and (for FP32)
+// its first such element: the check shares the decoding pass.
 absl::StatusOr<at::Tensor> DecodeTensor(const tandem::v1::TensorSpec& spec,
                                         absl::string_view payload,
                                         const DecodeLimits& limits);

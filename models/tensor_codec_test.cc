@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -162,6 +164,101 @@ TEST(TensorCodec, EncodeRejectsWhatItCannotCarry) {
   EXPECT_THAT(EncodeTensor(torch::ones({2}, torch::kComplexFloat),
                            EncodeOptions{}, &spec, &payload),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Puts `value` at flat element `index` of an FP32 payload (RAW or FP16).
+void Poke(const TensorSpec& spec, std::string* payload, int index,
+          float value) {
+  if (spec.encoding() == tandem::v1::ENCODING_FP16) {
+    const uint16_t h =
+        std::isnan(value) ? 0x7e00 : (value > 0 ? 0x7c00 : 0xfc00);
+    std::memcpy(payload->data() + 2 * index, &h, 2);
+  } else {
+    std::memcpy(payload->data() + 4 * index, &value, 4);
+  }
+}
+
+TEST(TensorCodec, DecodeRefusesNonFiniteValuesNamingTheElement) {
+  const float kSpecials[] = {NAN, INFINITY, -INFINITY};
+  const char* kNames[] = {"NaN", "+inf", "-inf"};
+  for (auto encoding : {tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16}) {
+    for (auto compression :
+         {tandem::v1::COMPRESSION_NONE, tandem::v1::COMPRESSION_ZSTD}) {
+      // 37 elements: the vector body and the scalar tail both see a bad one.
+      for (int index : {0, 13, 36}) {
+        for (int v = 0; v < 3; ++v) {
+          SCOPED_TRACE(::testing::Message()
+                       << Encoding_Name(encoding) << " zstd=" << compression
+                       << " index=" << index << " " << kNames[v]);
+          EncodeOptions options;
+          options.encoding = encoding;
+          options.name = "pixels";
+          Encoded e = MustEncode(torch::rand({1, 37}), options);
+          Poke(e.spec, &e.payload, index, kSpecials[v]);
+          if (compression == tandem::v1::COMPRESSION_ZSTD) {
+            std::string packed;
+            ASSERT_TRUE(ZstdCompress(e.payload, 1, &packed).ok());
+            e.spec.set_compression(compression);
+            e.spec.set_encoded_bytes(static_cast<int64_t>(e.payload.size()));
+            e.payload = packed;
+          }
+          absl::StatusOr<torch::Tensor> t =
+              DecodeTensor(e.spec, e.payload, DecodeLimits{});
+          EXPECT_THAT(
+              t, StatusIs(absl::StatusCode::kInvalidArgument,
+                          ::testing::AllOf(::testing::HasSubstr("'pixels'"),
+                                           ::testing::HasSubstr(absl::StrCat(
+                                               "element ", index, " [0,", index,
+                                               "] is ", kNames[v])))));
+        }
+      }
+    }
+  }
+}
+
+TEST(TensorCodec, DecodeRefusesAffineScalesThatOverflow) {
+  EncodeOptions options;
+  options.encoding = tandem::v1::ENCODING_AFFINE_UINT8;
+  Encoded e = MustEncode(torch::rand({2, 3}), options);
+  e.spec.set_scale(0, std::numeric_limits<float>::max() / 100);
+  EXPECT_THAT(DecodeTensor(e.spec, e.payload, DecodeLimits{}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("would decode to infinity")));
+  e.spec.set_scale(0, INFINITY);
+  EXPECT_THAT(DecodeTensor(e.spec, e.payload, DecodeLimits{}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(TensorCodec, DecodeRefusesNonFiniteValuesOfOtherFloatTypes) {
+  for (auto dtype : {torch::kFloat64, torch::kFloat16, torch::kBFloat16}) {
+    Encoded e = MustEncode(torch::tensor({1.0f, NAN, 2.0f}).to(dtype), {});
+    EXPECT_THAT(DecodeTensor(e.spec, e.payload, DecodeLimits{}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::HasSubstr("NaN or infinite")));
+  }
+}
+
+TEST(TensorCodec, EncodeRefusesNonFiniteActivationsUnderEveryEncoding) {
+  torch::Tensor t = torch::rand({1, 2, 5, 5});
+  t[0][1][2][3] = INFINITY;  // Flat index 25 + 13 = 38.
+  for (auto encoding : {tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16,
+                        tandem::v1::ENCODING_AFFINE_UINT8}) {
+    SCOPED_TRACE(Encoding_Name(encoding));
+    EncodeOptions options;
+    options.encoding = encoding;
+    options.name = "block_2_input";
+    TensorSpec spec;
+    std::string payload;
+    EXPECT_THAT(EncodeTensor(t, options, &spec, &payload),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::HasSubstr(
+                             "'block_2_input': element 38 [0,1,2,3] is +inf")));
+  }
+  // Integer tensors have no non-finite values and travel as they are.
+  TensorSpec spec;
+  std::string payload;
+  EXPECT_TRUE(
+      EncodeTensor(torch::ones({3}, torch::kInt32), {}, &spec, &payload).ok());
 }
 
 // Each case breaks one thing of a valid [2, 3] FP32 tensor.

@@ -1,6 +1,7 @@
 #include "models/tensor_spec.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -63,6 +64,11 @@ absl::Status ValidateAffine(const tandem::v1::TensorSpec& spec,
     if (!std::isfinite(scale) || scale <= 0) {
       return Invalid(absl::StrCat("scale[", c, "] = ", scale,
                                   " is not a positive number"));
+    }
+    // Codes 0..255 must decode to finite values: 255 * scale may not overflow.
+    if (scale > std::numeric_limits<float>::max() / 255) {
+      return Invalid(absl::StrCat("scale[", c, "] = ", scale,
+                                  " would decode to infinity"));
     }
     if (spec.zero_point(c) < 0 || spec.zero_point(c) > 255) {
       return Invalid(absl::StrCat("zero_point[", c, "] = ", spec.zero_point(c),

@@ -59,7 +59,8 @@ struct TensorLayout {
 // (RESOURCE_EXHAUSTED); payload size equal to what the shape and encoding
 // need (for compressed payloads: `encoded_bytes` equal to it and the payload
 // no larger than its worst-case compressed size); quantization parameters
-// present, finite, positive scales, zero points in [0, 255]. Everything else
+// present, finite, positive scales small enough that every code decodes to a
+// finite value, zero points in [0, 255]. Everything else
 // is INVALID_ARGUMENT with a message naming the field.
 absl::StatusOr<TensorLayout> ValidateTensorSpec(
     const tandem::v1::TensorSpec& spec, size_t payload_size,

@@ -181,6 +181,14 @@ tandem::v1::PlanAlternative ToProto(const Candidate& c,
 
 }  // namespace
 
+double BestReachableAccuracy(const ModelConfig& config) {
+  if (!config.trained()) return 0;
+  double best = 0;
+  for (const ExitSetting& setting : ExitSettings(config))
+    best = std::max(best, setting.accuracy);
+  return best;
+}
+
 absl::StatusOr<Objective> ParseObjective(absl::string_view name) {
   if (name == "latency") return tandem::v1::OBJECTIVE_MIN_LATENCY;
   if (name == "energy") return tandem::v1::OBJECTIVE_MIN_ENERGY;

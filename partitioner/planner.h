@@ -62,6 +62,11 @@ struct PlanConstraints {
 absl::StatusOr<tandem::v1::Plan> ChoosePlan(const PlannerInput& input,
                                             const PlanConstraints& constraints);
 
+// The highest calibrated accuracy any exit setting the planner weighs reaches
+// (cascade points, exits off, forced early exits). Requests whose floor is
+// above it cannot be served. An untrained model's accuracies are unknown: 0.
+double BestReachableAccuracy(const tandem::v1::ModelConfig& config);
+
 // "latency", "energy", "accuracy", "cloud" -> Objective; NOT_FOUND otherwise.
 absl::StatusOr<tandem::v1::Objective> ParseObjective(absl::string_view name);
 

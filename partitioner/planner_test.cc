@@ -247,6 +247,18 @@ TEST_F(PlannerTest, RejectsProfilesThatDisagreeWithTheModel) {
   EXPECT_THAT(Choose(), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST_F(PlannerTest, BestReachableAccuracyIsTheMostAccurateSetting) {
+  // Exits off (0.95) beats every cascade point and the forced exit (0.80).
+  EXPECT_NEAR(BestReachableAccuracy(config_), 0.95, 1e-6);
+  PlanConstraints constraints;
+  constraints.min_accuracy = 0.951;
+  EXPECT_THAT(ChoosePlan(input_, constraints),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("best 0.9500")));
+  config_.set_trained(false);
+  EXPECT_EQ(BestReachableAccuracy(config_), 0);
+}
+
 TEST(ParseObjective, KnowsTheFourObjectives) {
   EXPECT_EQ(ParseObjective("energy").value(), tandem::v1::OBJECTIVE_MIN_ENERGY);
   EXPECT_EQ(ParseObjective("accuracy").value(),

@@ -130,7 +130,10 @@ class FakeEdgeService final : public tandem::v1::EdgeService::Service {
     absl::MutexLock lock(&mu_);
     block_infer_ = true;
   }
-  void WaitUntilInferEntered() { entered_.WaitForNotification(); }
+  // False when no Infer arrived within 30 s (the test then fails, not hangs).
+  bool WaitUntilInferEntered() {
+    return entered_.WaitForNotificationWithTimeout(absl::Seconds(30));
+  }
   void Release() {
     if (!release_.HasBeenNotified()) release_.Notify();
   }
@@ -451,7 +454,7 @@ TEST_F(ClientTest, InferAsyncDeliversTheResult) {
                        result = std::move(r);
                        done.Notify();
                      });
-  done.WaitForNotification();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->id, "async-1");
   EXPECT_EQ(result->exit_block, 2);
@@ -469,7 +472,7 @@ TEST_F(ClientTest, InferAsyncPassesErrorsThrough) {
                        status = r.status();
                        done.Notify();
                      });
-  done.WaitForNotification();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound));
 }
 
@@ -519,7 +522,7 @@ TEST_F(ClientTest, DestructorWaitsForOutstandingAsyncCalls) {
                        EXPECT_THAT(result, IsOk());
                        destroyed_before_callback = destroyed.HasBeenNotified();
                      });
-  service_.WaitUntilInferEntered();
+  ASSERT_TRUE(service_.WaitUntilInferEntered()) << "no Infer arrived";
   std::thread destroyer([&] {
     client.reset();
     destroyed.Notify();

@@ -12,9 +12,10 @@ namespace {
 
 // A linear layer (+ReLU) as a TorchScript module, built without Python.
 torch::jit::Module Linear(const std::string& type, int64_t in, int64_t out,
-                          bool relu) {
+                          bool relu, float gain = 1.0f) {
   torch::jit::Module m(type);
-  m.register_parameter("w", torch::randn({in, out}), /*is_buffer=*/false);
+  m.register_parameter("w", torch::randn({in, out}) * gain,
+                       /*is_buffer=*/false);
   m.define(relu ? "def forward(self, x):\n  return torch.relu(torch.matmul(x, "
                   "self.w))\n"
                 : "def forward(self, x):\n  return torch.matmul(x, self.w)\n");
@@ -32,7 +33,7 @@ std::string WritePackage(const std::filesystem::path& root,
   for (size_t b = 0; b + 1 < spec.widths.size(); ++b) {
     blocks.register_module(std::to_string(b),
                            Linear("Block" + std::to_string(b), spec.widths[b],
-                                  spec.widths[b + 1], true));
+                                  spec.widths[b + 1], true, spec.block_gain));
   }
   for (const std::string& key : spec.exit_keys) {
     const int block = std::stoi(key);

@@ -26,6 +26,9 @@ struct TinySpec {
   std::vector<int64_t> input_dims = {4};
   std::string version = "1";
   std::string dir_name;  // Empty: the name.
+  // Multiplies every block's weights: a large gain makes activations overflow
+  // to infinity (a model fault the runtime must report, not crash on).
+  float block_gain = 1.0f;
 };
 
 // Writes <root>/<name>/{config.pbtxt, <version>/model.pt} and returns the

@@ -80,7 +80,12 @@ TEST(CloudFailure, EveryRequestIsAnsweredWhenTheCloudDies) {
       }
     });
   }
-  kill_now.WaitForNotification();
+  // Bounded: if the edge or the cloud never answers, fail with a reason
+  // instead of waiting for ctest's timeout.
+  const bool reached =
+      kill_now.WaitForNotificationWithTimeout(absl::Seconds(90));
+  EXPECT_TRUE(reached) << "only " << answered.load() << " of " << kKillAfter
+                       << " requests were answered before the kill";
   cloud.Signal(SIGKILL);
   for (std::thread& s : senders) s.join();
 
