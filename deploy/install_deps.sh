@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev python3-grpcio python3-protobuf
   # Data and model tooling.
   dataset-fashion-mnist python3-torch python3-numpy
+  # Models users bring (the zoo: torchvision's AlexNet and VGG-16).
+  python3-torchvision
   # Benchmarks: link emulation and plots.
   iproute2 python3-matplotlib
 )

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "common/grpc_status.h"
 #include "grpcpp/create_channel.h"
+#include "tandem/v1/cloud_service.grpc.pb.h"
 
 namespace tandem {
 namespace {
@@ -23,6 +24,44 @@ absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
+
+class GrpcCloudLink : public CloudLink {
+ public:
+  explicit GrpcCloudLink(std::shared_ptr<grpc::Channel> channel)
+      : channel_(std::move(channel)),
+        stub_(tandem::v1::CloudService::NewStub(channel_)) {}
+
+  absl::StatusOr<tandem::v1::ContinueResponse> Continue(
+      const tandem::v1::ContinueRequest& request,
+      absl::Time deadline) override {
+    return Unary<tandem::v1::ContinueResponse>(
+        deadline, [&](auto* context, auto* response) {
+          return stub_->Continue(context, request, response);
+        });
+  }
+
+  absl::StatusOr<tandem::v1::ProbeResponse> Probe(
+      const tandem::v1::ProbeRequest& request, absl::Time deadline) override {
+    return Unary<tandem::v1::ProbeResponse>(
+        deadline, [&](auto* context, auto* response) {
+          return stub_->Probe(context, request, response);
+        });
+  }
+
+  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
+      const std::string& model, absl::Time deadline) override {
+    tandem::v1::GetProfileRequest request;
+    request.set_model_name(model);
+    return Unary<tandem::v1::GetProfileResponse>(
+        deadline, [&](auto* context, auto* response) {
+          return stub_->GetProfile(context, request, response);
+        });
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
+};
 
 }  // namespace
 
@@ -47,38 +86,8 @@ std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address,
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   if (absl::StartsWith(address, "dns:"))
     args.SetLoadBalancingPolicyName("round_robin");
-  std::unique_ptr<CloudLink> link(new CloudLink());
-  link->address_ = address;
-  link->channel_ = grpc::CreateCustomChannel(
-      address, grpc::InsecureChannelCredentials(), args);
-  link->stub_ = tandem::v1::CloudService::NewStub(link->channel_);
-  return link;
-}
-
-absl::StatusOr<tandem::v1::ContinueResponse> CloudLink::Continue(
-    const tandem::v1::ContinueRequest& request, absl::Time deadline) {
-  return Unary<tandem::v1::ContinueResponse>(
-      deadline, [&](auto* context, auto* response) {
-        return stub_->Continue(context, request, response);
-      });
-}
-
-absl::StatusOr<tandem::v1::ProbeResponse> CloudLink::Probe(
-    const tandem::v1::ProbeRequest& request, absl::Time deadline) {
-  return Unary<tandem::v1::ProbeResponse>(
-      deadline, [&](auto* context, auto* response) {
-        return stub_->Probe(context, request, response);
-      });
-}
-
-absl::StatusOr<tandem::v1::GetProfileResponse> CloudLink::GetProfile(
-    const std::string& model, absl::Time deadline) {
-  tandem::v1::GetProfileRequest request;
-  request.set_model_name(model);
-  return Unary<tandem::v1::GetProfileResponse>(
-      deadline, [&](auto* context, auto* response) {
-        return stub_->GetProfile(context, request, response);
-      });
+  return std::make_unique<GrpcCloudLink>(grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), args));
 }
 
 }  // namespace tandem

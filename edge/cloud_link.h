@@ -11,10 +11,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "tandem/v1/cloud_service.grpc.pb.h"
+#include "tandem/v1/cloud_service.pb.h"
 
 namespace tandem {
 
+// The interface the agent and the plan keeper use; Create makes the gRPC one.
+// Tests substitute links that delay, drop or answer from a script.
 class CloudLink {
  public:
   struct Options {
@@ -30,22 +32,15 @@ class CloudLink {
   // resolved replicas), "unix:/path".
   static std::unique_ptr<CloudLink> Create(const std::string& address,
                                            const Options& options);
+  virtual ~CloudLink() = default;
 
   // One Continue call that must be answered by `deadline`.
-  absl::StatusOr<tandem::v1::ContinueResponse> Continue(
-      const tandem::v1::ContinueRequest& request, absl::Time deadline);
-  absl::StatusOr<tandem::v1::ProbeResponse> Probe(
-      const tandem::v1::ProbeRequest& request, absl::Time deadline);
-  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
-      const std::string& model, absl::Time deadline);
-
-  const std::string& address() const { return address_; }
-
- private:
-  CloudLink() = default;
-  std::string address_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
+  virtual absl::StatusOr<tandem::v1::ContinueResponse> Continue(
+      const tandem::v1::ContinueRequest& request, absl::Time deadline) = 0;
+  virtual absl::StatusOr<tandem::v1::ProbeResponse> Probe(
+      const tandem::v1::ProbeRequest& request, absl::Time deadline) = 0;
+  virtual absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
+      const std::string& model, absl::Time deadline) = 0;
 };
 
 }  // namespace tandem

@@ -65,6 +65,11 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
   at::set_num_threads(config.intra_op_threads());
   ModelLoadOptions load_options;
   load_options.warmup_runs = config.warmup_runs();
+  if (config.emulated_slowdown() > 1) {
+    load_options.emulated_slowdown = config.emulated_slowdown();
+    TANDEM_LOG(WARNING) << "emulating a device " << config.emulated_slowdown()
+                        << "x slower (benchmarks only)";
+  }
   ASSIGN_OR_RETURN(
       agent->repository_,
       ModelRepository::Load(config.model_repository(), load_options));

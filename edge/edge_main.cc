@@ -35,6 +35,8 @@ ABSL_FLAG(std::string, port_file, "",
           "Write the first bound TCP port here once serving");
 ABSL_FLAG(int32_t, worker_threads, 0, "Inference threads (default 2)");
 ABSL_FLAG(int32_t, intra_op_threads, 0, "Threads per LibTorch op (default 1)");
+ABSL_FLAG(double, emulated_slowdown, 0,
+          "Benchmarks only: emulate a device this many times slower");
 ABSL_FLAG(int32_t, cloud_timeout_ms, 0,
           "Cloud call timeout without a request deadline");
 ABSL_FLAG(std::vector<std::string>, split, {},
@@ -68,6 +70,9 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
   }
   if (absl::GetFlag(FLAGS_intra_op_threads) > 0) {
     config.set_intra_op_threads(absl::GetFlag(FLAGS_intra_op_threads));
+  }
+  if (absl::GetFlag(FLAGS_emulated_slowdown) > 0) {
+    config.set_emulated_slowdown(absl::GetFlag(FLAGS_emulated_slowdown));
   }
   if (absl::GetFlag(FLAGS_cloud_timeout_ms) > 0) {
     config.set_cloud_timeout_ms(absl::GetFlag(FLAGS_cloud_timeout_ms));

@@ -170,9 +170,16 @@ absl::StatusOr<std::unique_ptr<ProgressiveModel>> ProgressiveModel::Load(
         return absl::OkStatus();
       },
       absl::StatusCode::kInvalidArgument));
+  if (!(options.emulated_slowdown >= 1.0 &&
+        options.emulated_slowdown <= 1000.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("emulated_slowdown ",
+                                                   options.emulated_slowdown,
+                                                   " is outside [1, 1000]"));
+  }
   RETURN_IF_ERROR(model->Bind(model_pt));
   RETURN_IF_ERROR(
       Annotate(model->DryRun(1 + std::max(options.warmup_runs, 0)), model_pt));
+  model->slowdown_ = options.emulated_slowdown;  // Warm-up runs at full speed.
   return model;
 }
 
@@ -321,13 +328,17 @@ absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input,
                                                    end, ") is outside [0, ",
                                                    num_blocks(), "]"));
   }
-  return GuardTorch("running blocks", [&]() -> absl::StatusOr<at::Tensor> {
-    c10::InferenceMode guard;
-    torch::Tensor x = input.to(modules_->device);
-    for (int b = begin; b < end; ++b)
-      x = modules_->blocks[b].forward({x}).toTensor();
-    return x;
-  });
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<at::Tensor> out =
+      GuardTorch("running blocks", [&]() -> absl::StatusOr<at::Tensor> {
+        c10::InferenceMode guard;
+        torch::Tensor x = input.to(modules_->device);
+        for (int b = begin; b < end; ++b)
+          x = modules_->blocks[b].forward({x}).toTensor();
+        return x;
+      });
+  Dilate(start);
+  return out;
 }
 
 absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
@@ -336,8 +347,9 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
     return absl::InvalidArgumentError(
         absl::StrCat("block ", block, " has no exit head"));
   }
-  return GuardTorch(
-      "evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<ExitEvaluation> out =
+      GuardTorch("evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
         c10::InferenceMode guard;
         const torch::Tensor logits =
             modules_->exits.at(block)
@@ -363,14 +375,32 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
         }
         return out;
       });
+  Dilate(start);
+  return out;
 }
 
 absl::StatusOr<at::Tensor> ProgressiveModel::Forward(
     const at::Tensor& input) const {
-  return GuardTorch("forward", [&]() -> absl::StatusOr<at::Tensor> {
-    c10::InferenceMode guard;
-    return modules_->root.forward({input.to(modules_->device)}).toTensor();
-  });
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<at::Tensor> out =
+      GuardTorch("forward", [&]() -> absl::StatusOr<at::Tensor> {
+        c10::InferenceMode guard;
+        return modules_->root.forward({input.to(modules_->device)}).toTensor();
+      });
+  Dilate(start);
+  return out;
+}
+
+void ProgressiveModel::Dilate(
+    std::chrono::steady_clock::time_point start) const {
+  if (slowdown_ <= 1.0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto until =
+      now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                (now - start) * (slowdown_ - 1.0));
+  while (std::chrono::steady_clock::now() < until) {
+    // Busy: the emulated device is computing, not idle.
+  }
 }
 
 }  // namespace tandem

@@ -15,6 +15,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,12 @@ struct ModelLoadOptions {
   // Full passes (every block and exit) after loading, so that the profiling
   // executor has compiled before the first real request.
   int warmup_runs = 0;
+  // Device emulation, for benchmarks only: after each call that runs the
+  // network (RunBlocks, EvaluateExit, Forward) the calling thread stays busy
+  // for (s - 1) times the call's own duration, so the device looks s times
+  // slower at every model size while CPU contention stays real (the worker
+  // spins, it does not sleep). 1: the device as it is.
+  double emulated_slowdown = 1.0;
 };
 
 class ProgressiveModel {
@@ -92,6 +99,8 @@ class ProgressiveModel {
   ProgressiveModel();
   absl::Status Bind(const std::string& model_pt);
   absl::Status DryRun(int runs);
+  // Spins until `elapsed since start` has grown to slowdown_ times itself.
+  void Dilate(std::chrono::steady_clock::time_point start) const;
 
   tandem::v1::ModelConfig config_;
   std::string version_;
@@ -99,6 +108,7 @@ class ProgressiveModel {
   std::vector<int> exit_blocks_;
   std::vector<std::vector<int64_t>> block_input_shapes_;
   int64_t num_classes_ = 0;
+  double slowdown_ = 1.0;  // ModelLoadOptions::emulated_slowdown.
 };
 
 // Checks a config on its own (before the TorchScript is read).

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
@@ -25,7 +27,9 @@
 #include "tools/connection_flags.h"
 #include "tools/trace_bench.h"
 
-ABSL_FLAG(std::string, scenario, "trace", "bench: the scenario (trace)");
+ABSL_FLAG(std::string, scenario, "trace",
+          "bench: the scenario (trace, or zoo: the trace at 1.1, 5.85, 18.88 "
+          "and 100 Mbit/s for every --zoo_models x --zoo_slowdowns)");
 ABSL_FLAG(
     std::string, trace, "",
     "bench: CSV 'seconds,rate_mbit' (default 50,18.9,5.85,1.1,0.13,18.9)");
@@ -37,10 +41,19 @@ ABSL_DECLARE_FLAG(float, min_accuracy);
 ABSL_FLAG(std::string, bench_objective, "latency",
           "bench: the adaptive policy's objective");
 ABSL_FLAG(double, edge_slowdown, 4,
-          "bench: the edge gets 1/slowdown of one core (1: no cap)");
+          "bench: emulate an edge device this many times slower than the "
+          "cloud (1: as fast)");
 ABSL_FLAG(
     bool, split_candidates, true,
     "bench: also run every fixed split (INT8, FP16) as an oracle candidate");
+ABSL_FLAG(bool, fp16_candidates, true,
+          "bench: with --split_candidates, FP16 splits too (else INT8 only)");
+ABSL_FLAG(std::vector<std::string>, zoo_models,
+          std::vector<std::string>({"alexnet", "vgg16"}),
+          "bench --scenario=zoo: the models (from <build>/zoo_repository)");
+ABSL_FLAG(std::vector<std::string>, zoo_slowdowns,
+          std::vector<std::string>({"1", "4"}),
+          "bench --scenario=zoo: the edge slowdowns");
 ABSL_FLAG(std::string, out_dir, "bench_out",
           "bench: where the CSV and the PNG plot go");
 ABSL_FLAG(std::string, model_repository, "",
@@ -120,7 +133,7 @@ absl::StatusOr<Inputs> MakeInputs(const ModelInfo& model) {
 }
 
 // Σ edge block latency / Σ cloud block latency, from the agent's profile.
-double MeasuredSlowdown(const tandem::v1::SavedProfile& saved) {
+double ProfileSlowdown(const tandem::v1::SavedProfile& saved) {
   double edge = 0, cloud = 0;
   for (const auto& b : saved.edge().blocks())
     edge += b.latency_us() + b.exit_latency_us();
@@ -129,35 +142,35 @@ double MeasuredSlowdown(const tandem::v1::SavedProfile& saved) {
   return cloud > 0 ? edge / cloud : 0;
 }
 
-}  // namespace
+// One trace run: a model, a repository, an emulated slowdown, the steps.
+struct TraceRun {
+  std::string model_name;
+  std::string repository;
+  double slowdown = 4;
+  std::vector<TraceStep> steps;
+  double last_step_s = 10;  // The last step's length.
+  int64_t deadline_ms = 1000;
+  bool split_candidates = true;
+  bool fp16_candidates = true;
+  fs::path out_dir;
+};
 
-absl::Status RunBenchCommandFromFlags() {
-  if (absl::GetFlag(FLAGS_scenario) != "trace") {
-    return absl::InvalidArgumentError("the only scenario is --scenario=trace");
-  }
-  const std::string model_name = absl::GetFlag(FLAGS_model).empty()
-                                     ? "fmnist_branchy"
-                                     : absl::GetFlag(FLAGS_model);
+// What a trace run found, beyond its JSON.
+struct TraceResult {
+  std::string json;
+  double measured_slowdown = 0;
+};
+
+constexpr int kSkip = 3;         // Reaction window left out of step figures.
+constexpr int kMinSettled = 20;  // Settled requests per policy and step.
+constexpr int kDoomedAfter = 5;  // Failures in a row that doom a fixed plan.
+constexpr double kStepCap = 6;   // A step lasts at most this many lengths.
+
+absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
+                                     const std::string& linkemu) {
   const fs::path build = BuildDir();
-  const std::string linkemu =
-      (SourceDir() / "tools/linkemu/linkemu.sh").string();
-  const std::string repository = absl::GetFlag(FLAGS_model_repository).empty()
-                                     ? (build / "model_repository").string()
-                                     : absl::GetFlag(FLAGS_model_repository);
-  std::vector<TraceStep> steps = DefaultTrace(absl::GetFlag(FLAGS_step_s));
-  if (!absl::GetFlag(FLAGS_trace).empty()) {
-    std::string csv;
-    RETURN_IF_ERROR(ReadFile(absl::GetFlag(FLAGS_trace), &csv, 1 << 20));
-    ASSIGN_OR_RETURN(steps, ParseTrace(csv));
-  }
-  ASSIGN_OR_RETURN(int check, RunToCompletion({"bash", linkemu, "check"}));
-  if (check != 0) {
-    return absl::FailedPreconditionError(
-        "link emulation is unavailable here (needs root, network namespaces, "
-        "tc tbf)");
-  }
-  const fs::path out_dir = absl::GetFlag(FLAGS_out_dir);
-  fs::create_directories(out_dir);
+  const std::vector<TraceStep>& steps = run.steps;
+  fs::create_directories(run.out_dir);
   const fs::path work =
       fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
   fs::create_directories(work);
@@ -168,15 +181,16 @@ absl::Status RunBenchCommandFromFlags() {
     fs::remove_all(work);
   };
 
-  std::cerr << "bench: starting tandem-cloud (CPU 1) and tandem-edge (CPU 0, "
-            << 100 / absl::GetFlag(FLAGS_edge_slowdown) << "% of a core)\n";
+  std::cerr << "bench: " << run.model_name
+            << ": tandem-cloud on CPU 1, tandem-edge on CPU 0 emulated "
+            << run.slowdown << "x slower\n";
   ASSIGN_OR_RETURN(
       Subprocess cloud,
       Subprocess::Start(
           {"bash", linkemu, "exec", kNet, "cloud", "taskset", "-c", "1",
            (build / "cloud/tandem-cloud").string(),
            absl::StrCat("--listen=", kCloudAddress, ":8500"),
-           "--model_repository=" + repository, "--worker_threads=1",
+           "--model_repository=" + run.repository, "--worker_threads=1",
            "--port_file=" + (work / "cloud.port").string()},
           {{"TANDEM_MIN_LOG_LEVEL", "1"}}, /*own_group=*/true));
   RETURN_IF_ERROR(
@@ -189,37 +203,21 @@ absl::Status RunBenchCommandFromFlags() {
       "energy { device: \"%s\" link_type: \"%s\" }\n"
       "adaptation { probe_interval_ms: 1000 replan_interval_ms: 2000 "
       "profile_runs: 10 }\n",
-      model_name, absl::GetFlag(FLAGS_bench_objective),
+      run.model_name, absl::GetFlag(FLAGS_bench_objective),
       absl::GetFlag(FLAGS_device_power), absl::GetFlag(FLAGS_link_type));
-  const int percent =
-      static_cast<int>(100 / std::max(1.0, absl::GetFlag(FLAGS_edge_slowdown)));
-  // The cap goes outside the namespace: `ip netns exec` remounts /sys, which
-  // hides the cgroup tree; the exec inherits the cgroup.
-  std::vector<std::string> edge_argv;
-  if (percent < 100) {
-    // A short period, so that millisecond inferences feel the cap too (the
-    // kernel wants a quota of at least 1 ms).
-    const int period_us = std::max(4000, 100000 / percent);
-    edge_argv = {"bash",
-                 linkemu,
-                 "cpucap",
-                 kNet,
-                 absl::StrCat(percent),
-                 "--cpus=0",
-                 absl::StrCat("--period-us=", period_us),
-                 "--"};
-  } else {
-    edge_argv = {"taskset", "-c", "0"};
-  }
-  for (const char* arg : {"bash", linkemu.c_str(), "exec", kNet, "edge"})
-    edge_argv.push_back(arg);
+  // The edge has core 0 to itself and is made slower by dilation (every
+  // model call keeps the worker busy for (s - 1) times its own duration), a
+  // slowdown that holds at every model size; the cloud has core 1.
+  std::vector<std::string> edge_argv = {"taskset", "-c", "0"};
   const std::string socket = (work / "edge.sock").string();
   for (const std::string& arg : std::vector<std::string>{
+           "bash", linkemu, "exec", kNet, "edge",
            (build / "edge/tandem-edge").string(),
            "--listen=unix:" + socket + ",127.0.0.1:0",
            absl::StrCat("--cloud=", kCloudAddress, ":8500"),
-           "--model_repository=" + repository, "--config=" + config_path,
+           "--model_repository=" + run.repository, "--config=" + config_path,
            "--worker_threads=1",
+           absl::StrCat("--emulated_slowdown=", run.slowdown),
            "--port_file=" + (work / "edge.port").string()}) {
     edge_argv.push_back(arg);
   }
@@ -243,27 +241,24 @@ absl::Status RunBenchCommandFromFlags() {
   ASSIGN_OR_RETURN(std::vector<ModelInfo> models, client->ListModels());
   const ModelInfo* model = nullptr;
   for (const ModelInfo& m : models) {
-    if (m.name == model_name) model = &m;
+    if (m.name == run.model_name) model = &m;
   }
   if (model == nullptr)
-    return absl::NotFoundError("the agent has no model " + model_name);
+    return absl::NotFoundError("the agent has no model " + run.model_name);
   ASSIGN_OR_RETURN(Inputs inputs, MakeInputs(*model));
 
-  // Without a deadline of their own, bench requests get 1 s.
-  const int64_t deadline_ms = absl::GetFlag(FLAGS_deadline_ms) > 0
-                                  ? absl::GetFlag(FLAGS_deadline_ms)
-                                  : 1000;
-  const absl::Duration deadline = absl::Milliseconds(deadline_ms);
+  const absl::Duration deadline = absl::Milliseconds(run.deadline_ms);
   std::vector<BenchPolicy> policies =
       TracePolicies(model->num_blocks, deadline);
-  if (!absl::GetFlag(FLAGS_split_candidates)) {
-    // Heavy models: every round must stay short enough for a step to hold
-    // several; the oracle then picks among the named fixed policies only.
-    policies.erase(
-        std::remove_if(policies.begin(), policies.end(),
-                       [](const BenchPolicy& p) { return !p.reported; }),
-        policies.end());
-  }
+  policies.erase(
+      std::remove_if(policies.begin(), policies.end(),
+                     [&](const BenchPolicy& p) {
+                       if (p.reported) return false;
+                       return !run.split_candidates ||
+                              (!run.fp16_candidates &&
+                               p.options.encoding == tandem::v1::ENCODING_FP16);
+                     }),
+      policies.end());
   for (BenchPolicy& p : policies)
     p.options.min_accuracy = absl::GetFlag(FLAGS_min_accuracy);
   size_t next_image = 0;
@@ -273,7 +268,8 @@ absl::Status RunBenchCommandFromFlags() {
                   BenchRecord* record) {
     const size_t i = image % inputs.images.size();
     absl::StatusOr<InferResult> result = client->Infer(
-        model_name, InputTensor::Pixels(inputs.shape, inputs.images[i].data()),
+        run.model_name,
+        InputTensor::Pixels(inputs.shape, inputs.images[i].data()),
         policy.options);
     record->ok = result.ok();
     if (!result.ok()) return;
@@ -282,6 +278,10 @@ absl::Status RunBenchCommandFromFlags() {
     record->energy_mj = result->energy_mj;
     energy_measured |= result->energy_measured;
     record->bytes = result->bytes_sent;
+    record->edge_compute_ms =
+        absl::ToDoubleMilliseconds(result->timings.edge_compute);
+    record->cloud_compute_ms =
+        absl::ToDoubleMilliseconds(result->timings.cloud_compute);
     record->has_label = !inputs.labels.empty();
     record->correct = record->has_label && !result->top_k.empty() &&
                       result->top_k[0].index == inputs.labels[i];
@@ -297,7 +297,8 @@ absl::Status RunBenchCommandFromFlags() {
     BenchRecord ignored;
     send(adaptive, next_image++, &ignored);
   }
-  ASSIGN_OR_RETURN(tandem::v1::Plan first_plan, client->GetPlan(model_name));
+  ASSIGN_OR_RETURN(tandem::v1::Plan first_plan,
+                   client->GetPlan(run.model_name));
   BenchPolicy static_split;
   static_split.name = "static_split";
   static_split.options = adaptive.options;
@@ -305,28 +306,44 @@ absl::Status RunBenchCommandFromFlags() {
   static_split.options.encoding = first_plan.encoding();
   policies.insert(policies.begin() + 3, static_split);
   ASSIGN_OR_RETURN(tandem::v1::SavedProfile profile,
-                   client->GetProfile(model_name));
-  const double slowdown = MeasuredSlowdown(profile);
-  std::cerr << "bench: measured edge/cloud speed ratio " << slowdown
-            << "; static plan: split " << first_plan.split_point() << "\n";
+                   client->GetProfile(run.model_name));
+  TraceResult result;
+  const double profile_slowdown = ProfileSlowdown(profile);
+  // After a failure the agent may still be running the request's current
+  // block: let it finish before the next policy's request.
+  double longest_block_us = 0;
+  for (const auto& b : profile.edge().blocks())
+    longest_block_us = std::max<double>(longest_block_us,
+                                        b.latency_us() + b.exit_latency_us());
+  std::cerr << "bench: edge/cloud speed ratio in the agent's profiles "
+            << profile_slowdown << " (configured " << run.slowdown
+            << "); static plan: split " << first_plan.split_point() << "\n";
 
   std::vector<BenchRecord> records;
   const absl::Time start = absl::Now();
   for (size_t s = 0; s < steps.size(); ++s) {
-    const double step_end =
-        s + 1 < steps.size() ? steps[s + 1].start_s
-                             : steps[s].start_s + absl::GetFlag(FLAGS_step_s);
+    const double length = s + 1 < steps.size()
+                              ? steps[s + 1].start_s - steps[s].start_s
+                              : run.last_step_s;
     RETURN_IF_ERROR(
         Run({"bash", linkemu, "rate", kNet, absl::StrCat(steps[s].rate_mbit)}));
-    std::vector<int> count(policies.size(), 0);
+    std::vector<int> count(policies.size(), 0),
+        failures_in_a_row(policies.size(), 0);
     // A fresh order every round: what ran just before a request (warm or
     // cold caches, a drained token bucket) must not favour one policy.
     std::vector<size_t> order(policies.size());
     std::iota(order.begin(), order.end(), 0);
     std::mt19937 shuffle_rng(static_cast<unsigned>(s));
-    std::cerr << absl::StrFormat("bench: step %d/%d at %g Mbit/s\n", s + 1,
+    std::cerr << absl::StrFormat("bench: step %d/%d at %g Mbit/s", s + 1,
                                  steps.size(), steps[s].rate_mbit);
-    while (absl::ToDoubleSeconds(absl::Now() - start) < step_end) {
+    const absl::Time step_start = absl::Now();
+    // A step lasts its length and until every policy has its settled
+    // samples (bounded: a step cut short fails its target in the report).
+    while (true) {
+      const double elapsed = absl::ToDoubleSeconds(absl::Now() - step_start);
+      const bool enough =
+          *std::min_element(count.begin(), count.end()) >= kSkip + kMinSettled;
+      if ((elapsed >= length && enough) || elapsed >= kStepCap * length) break;
       std::shuffle(order.begin(), order.end(), shuffle_rng);
       ++next_image;
       for (size_t p : order) {
@@ -335,45 +352,194 @@ absl::Status RunBenchCommandFromFlags() {
         record.policy = static_cast<int>(p);
         record.index_in_step = count[p]++;
         record.t_s = absl::ToDoubleSeconds(absl::Now() - start);
-        send(policies[p], next_image, &record);
+        if (policies[p].fixed && failures_in_a_row[p] >= kDoomedAfter) {
+          // A fixed plan at a constant rate that failed its last requests
+          // fails again: counted at the deadline, not re-measured.
+          record.projected = true;
+        } else {
+          send(policies[p], next_image, &record);
+          if (!record.ok) {
+            absl::SleepFor(absl::Microseconds(longest_block_us));
+          }
+        }
+        failures_in_a_row[p] = record.ok ? 0 : failures_in_a_row[p] + 1;
         records.push_back(record);
       }
     }
+    std::cerr << absl::StrFormat(
+        ": %d rounds in %.1f s\n", count[0],
+        absl::ToDoubleSeconds(absl::Now() - step_start));
   }
 
+  result.measured_slowdown = MeasuredSlowdown(policies, records);
   const std::string header = absl::StrFormat(
       "\"model\": \"%s\", \"deadline_ms\": %d, \"edge_slowdown\": "
-      "{\"configured\": %g, "
-      "\"measured\": %.2f}, \"energy\": \"%s\", \"requests\": %d,\n ",
-      model_name, deadline_ms, absl::GetFlag(FLAGS_edge_slowdown), slowdown,
+      "{\"configured\": %g, \"measured\": %.2f, \"in_profiles\": %.2f, "
+      "\"emulation\": \"dilation: each edge model call keeps its worker busy "
+      "for (s - 1) x its duration\", \"measured_as\": \"median edge compute "
+      "of edge_only over median cloud compute of cloud_only\"}, \"energy\": "
+      "\"%s\", \"requests\": %d,\n ",
+      run.model_name, run.deadline_ms, run.slowdown, result.measured_slowdown,
+      profile_slowdown,
       energy_measured
           ? std::string("measured by the agent's power meter")
           : absl::StrCat("modelled (", absl::GetFlag(FLAGS_device_power), ", ",
                          absl::GetFlag(FLAGS_link_type), " radio)"),
       records.size());
-  const std::string json =
-      TraceReportJson(policies, steps, records, /*skip=*/3, header);
-  std::ofstream(out_dir / "trace_bench.json") << json;
+  TraceReportOptions report;
+  report.skip = kSkip;
+  report.min_settled = kMinSettled;
+  report.deadline_ms = static_cast<double>(run.deadline_ms);
+  result.json = TraceReportJson(policies, steps, records, report, header);
+  std::ofstream(run.out_dir / "trace_bench.json") << result.json;
   {
-    std::ofstream csv(out_dir / "trace_requests.csv");
+    std::ofstream csv(run.out_dir / "trace_requests.csv");
     csv << "t_s,step,rate_mbit,policy,ok,latency_ms,split\n";
     for (const BenchRecord& r : records) {
-      csv << absl::StrFormat("%.4f,%d,%g,%s,%d,%.4f,%d\n", r.t_s, r.step,
-                             steps[r.step].rate_mbit, policies[r.policy].name,
-                             r.ok, r.latency_ms, r.split);
+      csv << absl::StrFormat(
+          "%.4f,%d,%g,%s,%d,%.4f,%d\n", r.t_s, r.step, steps[r.step].rate_mbit,
+          policies[r.policy].name, r.ok,
+          r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms), r.split);
     }
   }
-  const std::string png = (out_dir / "trace_bench.png").string();
+  const std::string png = (run.out_dir / "trace_bench.png").string();
   ASSIGN_OR_RETURN(
       int plotted,
-      RunToCompletion(
-          {"/usr/bin/python3", (SourceDir() / "tools/plot_trace.py").string(),
-           (out_dir / "trace_requests.csv").string(), png, model_name}));
+      RunToCompletion({"/usr/bin/python3",
+                       (SourceDir() / "tools/plot_trace.py").string(),
+                       (run.out_dir / "trace_requests.csv").string(), png,
+                       absl::StrFormat("%s, edge %gx slower", run.model_name,
+                                       run.slowdown)}));
   std::cerr << (plotted == 0 ? "bench: plot in " + png
                              : "bench: plotting failed (matplotlib?)")
             << "\n";
-  std::cout << json;  // The report is JSON either way; --json is accepted for
-                      // scripts.
+  return result;
+}
+
+// A number from the report's JSON text: the value after `"key": ` at or
+// after `from` (the report is ours, flat enough for this).
+double JsonNumber(const std::string& json, const std::string& key,
+                  size_t from = 0) {
+  const std::string needle = "\"" + key + "\": ";
+  const size_t at = json.find(needle, from);
+  if (at == std::string::npos) return -1;
+  return std::atof(json.c_str() + at + needle.size());
+}
+
+// The zoo: every model x slowdown over the four rates; a table and a JSON of
+// adaptive over the per-step oracle in every cell.
+absl::Status RunZoo(TraceRun base, const std::string& linkemu) {
+  const fs::path zoo = BuildDir() / "zoo_repository";
+  const double rates[] = {1.1, 5.85, 18.88, 100};
+  base.steps.clear();
+  for (int i = 0; i < 4; ++i)
+    base.steps.push_back({i * base.last_step_s, rates[i]});
+  std::vector<std::string> cells;
+  std::string table =
+      "| model | edge slowdown (measured) | 1.1 Mbit/s | 5.85 | 18.88 | 100 "
+      "| whole trace |\n|---|---|---|---|---|---|---|\n";
+  const fs::path out = base.out_dir;
+  for (const std::string& model : absl::GetFlag(FLAGS_zoo_models)) {
+    if (!fs::exists(zoo / model / "config.pbtxt")) {
+      return absl::NotFoundError(
+          absl::StrCat((zoo / model).string(),
+                       " is missing: cmake --build build --target zoo_models"));
+    }
+    // A repository holding this model alone: daemons load what they serve.
+    const fs::path repository = out / ("repo_" + model);
+    fs::create_directories(repository);
+    std::error_code ignored;
+    fs::create_directory_symlink(zoo / model, repository / model, ignored);
+    for (const std::string& slowdown_text :
+         absl::GetFlag(FLAGS_zoo_slowdowns)) {
+      TraceRun run = base;
+      run.model_name = model;
+      run.repository = repository.string();
+      run.slowdown = std::atof(slowdown_text.c_str());
+      run.out_dir = out / absl::StrCat(model, "_x", slowdown_text);
+      ASSIGN_OR_RETURN(TraceResult result, RunTrace(run, linkemu));
+      std::string row = absl::StrFormat("| %s | %g (%.2f) |", model,
+                                        run.slowdown, result.measured_slowdown);
+      std::vector<std::string> per_step;
+      size_t from = result.json.find("\"steps\"");
+      for (int i = 0; i < 4; ++i) {
+        from = result.json.find("\"adaptive_vs_oracle\"", from);
+        const double r = JsonNumber(result.json, "adaptive_vs_oracle", from);
+        from += 1;
+        per_step.push_back(r < 0 ? "null" : absl::StrFormat("%.4f", r));
+        absl::StrAppend(
+            &row, " ",
+            r < 0 ? std::string("no oracle") : absl::StrFormat("%.3f", r),
+            " |");
+      }
+      const size_t targets = result.json.find("\"targets\"");
+      const double whole =
+          JsonNumber(result.json, "adaptive_vs_oracle", targets);
+      absl::StrAppend(
+          &row, " ",
+          whole < 0 ? std::string("no oracle") : absl::StrFormat("%.3f", whole),
+          " |\n");
+      table += row;
+      cells.push_back(absl::StrFormat(
+          "{\"model\": \"%s\", \"slowdown\": %g, \"measured_slowdown\": %.2f, "
+          "\"adaptive_vs_oracle_by_rate\": [%s], \"report\": \"%s\"}",
+          model, run.slowdown, result.measured_slowdown,
+          absl::StrJoin(per_step, ", "),
+          (run.out_dir / "trace_bench.json").string()));
+    }
+  }
+  const std::string json =
+      absl::StrCat("{\"rates_mbit\": [1.1, 5.85, 18.88, 100], \"cells\": [\n  ",
+                   absl::StrJoin(cells, ",\n  "), "]}\n");
+  std::ofstream(out / "zoo_bench.json") << json;
+  std::ofstream(out / "zoo_table.md") << table;
+  std::cerr << table;
+  std::cout << json;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunBenchCommandFromFlags() {
+  const std::string scenario = absl::GetFlag(FLAGS_scenario);
+  if (scenario != "trace" && scenario != "zoo") {
+    return absl::InvalidArgumentError(
+        "--scenario is trace or zoo (mixed and load are not built yet)");
+  }
+  const std::string linkemu =
+      (SourceDir() / "tools/linkemu/linkemu.sh").string();
+  ASSIGN_OR_RETURN(int check, RunToCompletion({"bash", linkemu, "check"}));
+  if (check != 0) {
+    return absl::FailedPreconditionError(
+        "link emulation is unavailable here (needs root, network namespaces, "
+        "tc tbf)");
+  }
+  TraceRun run;
+  run.model_name = absl::GetFlag(FLAGS_model).empty()
+                       ? "fmnist_branchy"
+                       : absl::GetFlag(FLAGS_model);
+  run.repository = absl::GetFlag(FLAGS_model_repository).empty()
+                       ? (BuildDir() / "model_repository").string()
+                       : absl::GetFlag(FLAGS_model_repository);
+  run.slowdown = std::max(1.0, absl::GetFlag(FLAGS_edge_slowdown));
+  run.last_step_s = absl::GetFlag(FLAGS_step_s);
+  run.steps = DefaultTrace(run.last_step_s);
+  if (!absl::GetFlag(FLAGS_trace).empty()) {
+    std::string csv;
+    RETURN_IF_ERROR(ReadFile(absl::GetFlag(FLAGS_trace), &csv, 1 << 20));
+    ASSIGN_OR_RETURN(run.steps, ParseTrace(csv));
+  }
+  // Without a deadline of their own, bench requests get 1 s.
+  run.deadline_ms = absl::GetFlag(FLAGS_deadline_ms) > 0
+                        ? absl::GetFlag(FLAGS_deadline_ms)
+                        : 1000;
+  run.split_candidates = absl::GetFlag(FLAGS_split_candidates);
+  run.fp16_candidates = absl::GetFlag(FLAGS_fp16_candidates);
+  run.out_dir = absl::GetFlag(FLAGS_out_dir);
+  if (scenario == "zoo") return RunZoo(run, linkemu);
+  ASSIGN_OR_RETURN(TraceResult result, RunTrace(run, linkemu));
+  std::cout << result.json;  // The report is JSON either way; --json is
+                             // accepted for scripts.
   return absl::OkStatus();
 }
 

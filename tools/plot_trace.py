@@ -28,7 +28,9 @@ def rolling_mean(values, window):
 
 
 def main(path, out, title="trace"):
-    rows = [r for r in csv.DictReader(open(path)) if r["ok"] == "1"]
+    every = list(csv.DictReader(open(path)))
+    rows = [r for r in every if r["ok"] == "1"]
+    failed = [r for r in every if r["ok"] != "1"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1.4]})
     for i, name in enumerate(POLICIES):
@@ -41,6 +43,12 @@ def main(path, out, title="trace"):
         top.scatter(t, ms, s=2, color=color, alpha=0.25, linewidths=0)
         top.plot(t, rolling_mean(ms, 40), color=color, linewidth=2 if name == "adaptive" else 1.2,
                  label=f"{name} (rolling mean)")
+    for i, name in enumerate(POLICIES):
+        # Failed requests, at the deadline (the CSV's latency for them).
+        mine = [r for r in failed if r["policy"] == name]
+        if mine:
+            top.scatter([float(r["t_s"]) for r in mine], [float(r["latency_ms"]) for r in mine],
+                        s=14, marker="x", color=f"C{i}", label=f"{name} failed (at deadline)")
     top.set_yscale("log")
     top.set_ylabel("latency per request (ms)\n(dots: requests)")
     top.set_title(f"{title}: per-request latency over the rate trace")

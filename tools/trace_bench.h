@@ -42,22 +42,58 @@ struct BenchRecord {
   int index_in_step = 0;  // Among this policy's requests in this step.
   double t_s = 0;         // Since the trace started.
   bool ok = false;
-  double latency_ms = 0;
+  // Not sent: a fixed policy that failed its last requests at this step's
+  // constant rate would fail again, so the bench records the failure (at the
+  // deadline) without spending the deadline on it. Counted as failed.
+  bool projected = false;
+  double latency_ms = 0;  // Of answered requests.
   int split = -1;
   bool has_label = false;
   bool correct = false;
   double energy_mj = 0;
   int64_t bytes = 0;
+  // Where the blocks ran: the measured edge/cloud speed ratio compares
+  // edge_only's edge compute with cloud_only's cloud compute.
+  double edge_compute_ms = 0;
+  double cloud_compute_ms = 0;
 };
 
-// The JSON report: {"policies": {NAME: {...}}, "steps": [...], ...} as the
-// README documents. Step figures skip each policy's first `skip` requests of
-// the step; whole-trace figures count every request. `oracle` is, per step,
-// the fixed policy with the lowest step mean, and over the trace the
-// concatenation of those choices.
+// Median edge compute of edge_only over median cloud compute of cloud_only:
+// the same blocks and exits on the same images, on the two devices. 0 when
+// either has no answered request.
+double MeasuredSlowdown(const std::vector<BenchPolicy>& policies,
+                        const std::vector<BenchRecord>& records);
+
+struct TraceReportOptions {
+  // Each policy's first `skip` requests of a step (the reaction window) are
+  // left out of the step's figures; whole-trace figures count every request.
+  int skip = 3;
+  // A step whose reported policies or oracle have fewer settled requests
+  // fails its target.
+  int min_settled = 20;
+  // A failed request counts at the deadline, and as a miss.
+  double deadline_ms = 1000;
+  // Targets: adaptive within `oracle_margin` of the oracle (whole trace and
+  // every step), within `site_margin` of the best single site (edge-only or
+  // cloud-only) in every step, and on a good split within `max_reaction`
+  // requests of a step's start.
+  double oracle_margin = 1.10;
+  double site_margin = 1.05;
+  int max_reaction = 3;
+};
+
+// The JSON report: {"policies": {NAME: {...}}, "steps": [...], "targets":
+// {...}} as the README documents. Latency means count failed requests at the
+// deadline. `oracle` is, per step, the fixed policy with the lowest step
+// mean among those with enough settled requests, and over the trace the
+// concatenation of those choices. A step's reaction counts the adaptive
+// requests before it settled on a good split (one whose fixed policy is
+// within `oracle_margin` of the oracle) for the rest of the step; a step
+// that ends on a bad split counts all of them.
 std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
                             const std::vector<TraceStep>& steps,
-                            const std::vector<BenchRecord>& records, int skip,
+                            const std::vector<BenchRecord>& records,
+                            const TraceReportOptions& options,
                             const std::string& header_fields);
 
 }  // namespace tandem

@@ -40,38 +40,105 @@ TEST(TracePolicies, NamesTheBaselines) {
   EXPECT_EQ(policies.size(), 4u + 2 * 3);
 }
 
-// Two steps; in step 0 edge_only is fastest, in step 1 cloud_only. Adaptive
-// switches after two requests of step 1.
-TEST(TraceReport, OracleAndReactionFromRecords) {
-  std::vector<BenchPolicy> policies = TracePolicies(2, absl::Seconds(1));
-  const std::vector<TraceStep> steps = {{0, 50}, {10, 0.13}};
-  std::vector<BenchRecord> records;
-  auto add = [&](int step, int policy, int index, double ms, int split) {
+class TraceReportTest : public ::testing::Test {
+ protected:
+  TraceReportTest() : policies_(TracePolicies(2, absl::Seconds(1))) {
+    options_.skip = 3;
+    options_.min_settled = 3;
+    options_.deadline_ms = 100;
+  }
+  void Add(int step, int policy, int index, double ms, int split,
+           bool ok = true) {
     BenchRecord r;
     r.step = step;
     r.policy = policy;
     r.index_in_step = index;
-    r.ok = true;
-    r.latency_ms = ms;
-    r.split = split;
-    records.push_back(r);
-  };
-  for (int i = 0; i < 6; ++i) {
-    add(0, 0, i, 5, 2);   // edge_only
-    add(0, 1, i, 10, 0);  // cloud_only
-    add(1, 0, i, 6, 2);
-    add(1, 1, i, 3, 0);
-    add(0, 3, i, 5.5, 2);  // adaptive
-    add(1, 3, i, i < 2 ? 6 : 3.1, i < 2 ? 2 : 0);
+    r.ok = ok;
+    r.latency_ms = ok ? ms : 0;
+    r.split = ok ? split : -1;
+    records_.push_back(r);
   }
-  const std::string json = TraceReportJson(policies, steps, records, 3, "");
+  std::string Report() {
+    return TraceReportJson(policies_, steps_, records_, options_, "");
+  }
+  // Policy indices of TracePolicies(2, ...).
+  static constexpr int kEdge = 0, kCloud = 1, kCloudUint8 = 2, kAdaptive = 3;
+  std::vector<BenchPolicy> policies_;
+  std::vector<TraceStep> steps_ = {{0, 50}, {10, 0.13}};
+  std::vector<BenchRecord> records_;
+  TraceReportOptions options_;
+};
+
+// In step 0 edge_only is fastest, in step 1 cloud_only. Adaptive switches
+// after two requests of step 1.
+TEST_F(TraceReportTest, OracleAndReactionFromRecords) {
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 5, 2);
+    Add(0, kCloud, i, 10, 0);
+    Add(0, kCloudUint8, i, 9, 0);
+    Add(1, kEdge, i, 6, 2);
+    Add(1, kCloud, i, 3, 0);
+    Add(1, kCloudUint8, i, 3.2, 0);
+    Add(0, kAdaptive, i, 5.2, 2);
+    Add(1, kAdaptive, i, i < 2 ? 6 : 3.1, i < 2 ? 2 : 0);
+  }
+  const std::string json = Report();
   EXPECT_THAT(json, HasSubstr("\"oracle_plan\": \"edge_only\""));
   EXPECT_THAT(json, HasSubstr("\"oracle_plan\": \"cloud_only\""));
   EXPECT_THAT(json, HasSubstr("\"reaction_requests\": 2"));
   EXPECT_THAT(json, HasSubstr("\"max_reaction_requests\": 2"));
-  // Oracle over the trace: edge_only's step 0 (5 ms) and cloud_only's step 1 (3
-  // ms).
+  // Oracle over the trace: edge_only's step 0 (5 ms), cloud_only's step 1
+  // (3 ms).
   EXPECT_THAT(json, HasSubstr("\"oracle\": {\"mean_ms\": 4.0000"));
+  EXPECT_THAT(json, HasSubstr("\"adaptive_vs_oracle\": 1.0400"));  // Step 0.
+  EXPECT_THAT(json, HasSubstr("\"steps_without_oracle\": 0"));
+}
+
+// A failed request counts at the deadline, in the step and over the trace,
+// and as a miss; a fixed policy that only fails cannot be the oracle.
+TEST_F(TraceReportTest, FailuresCountAtTheDeadline) {
+  steps_.resize(1);
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 50, 2);
+    Add(0, kCloud, i, 0, 0, /*ok=*/false);
+    Add(0, kCloudUint8, i, 10, 0, /*ok=*/i % 2 == 0);  // 3 of 6 fail.
+    Add(0, kAdaptive, i, 50, 2);
+  }
+  const std::string json = Report();
+  // cloud_only_uint8: (10 + 100 + 10 + 100 + 10 + 100) / 6 = 55 over the
+  // trace; its settled requests 3..5: (100 + 10 + 100) / 3 = 70.
+  EXPECT_THAT(json, HasSubstr("\"cloud_only_uint8\": {\"mean_ms\": 55.0000"));
+  EXPECT_THAT(json, HasSubstr("\"cloud_only_uint8\": {\"mean_ms\": 70.0000"));
+  EXPECT_THAT(json,
+              HasSubstr("\"failed\": 3, \"projected\": 0, \"missed\": 3"));
+  // cloud_only failed everything: 100 ms, never the oracle.
+  EXPECT_THAT(json, HasSubstr("\"cloud_only\": {\"mean_ms\": 100.0000"));
+  EXPECT_THAT(json, HasSubstr("\"oracle_plan\": \"edge_only\""));
+}
+
+// A step that ends on a split no good fixed policy uses has not reacted,
+// however settled the plan looks; too few samples fail the step's target.
+TEST_F(TraceReportTest, AWrongSettledPlanIsNoReactionAndFewSamplesFail) {
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 5, 2);
+    Add(0, kCloud, i, 10, 0);
+    Add(0, kCloudUint8, i, 10, 0);
+    Add(0, kAdaptive, i, 5, 2);
+    Add(1, kEdge, i, 50, 2);
+    Add(1, kCloud, i, 3, 0);
+    Add(1, kCloudUint8, i, 3, 0);
+    Add(1, kAdaptive, i, 50, 2);  // Stays on the edge: wrong for step 1.
+  }
+  std::string json = Report();
+  EXPECT_THAT(json, HasSubstr("\"reaction_requests\": 6"));
+  EXPECT_THAT(json, HasSubstr("\"all_met\": false"));
+  EXPECT_THAT(json, HasSubstr("\"steps_meeting_targets\": 1"));
+  options_.min_settled = 4;  // Only 3 settled per policy and step.
+  json = Report();
+  EXPECT_THAT(json, HasSubstr("\"steps_short_of_samples\": 2"));
+  EXPECT_THAT(json, HasSubstr("\"steps_without_oracle\": 2"));
+  EXPECT_THAT(json, HasSubstr("\"adaptive_vs_oracle\": null"));
+  EXPECT_THAT(json, HasSubstr("\"steps_meeting_targets\": 0"));
 }
 
 TEST(PlanCommand, ParsesRatesAndTimes) {

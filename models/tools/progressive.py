@@ -306,6 +306,12 @@ class ProgressiveNet(nn.Module):
     (ModuleDict keyed by str(block index)). forward(x) runs every block and
     the final exit head.
 
+    `exits` maps block indices (int, or their decimal strings) to heads. The
+    final head, after the last block, may be left out when the last block
+    already returns logits [B, classes]: `nn.Identity()` is then added under
+    key str(len(blocks) - 1), so the saved module has the same layout as one
+    with a hand-written final head. `exits` may thus be empty (no early exit).
+
     `forward_exits` (eager only, not scripted) returns the logits of every
     exit in ascending block order; use it for joint training and evaluation.
     """
@@ -315,14 +321,21 @@ class ProgressiveNet(nn.Module):
     def __init__(self, blocks: Sequence[nn.Module], exits: Mapping[int, nn.Module]):
         super().__init__()
         n = len(blocks)
-        keys = sorted(int(k) for k in exits)
-        if not keys or keys[-1] != n - 1:
-            raise ValueError(f"an exit after the last block ({n - 1}) is required; got {keys}")
-        if keys[0] < 0:
-            raise ValueError(f"exit block indices must be >= 0; got {keys}")
+        if n == 0:
+            raise ValueError("at least one block is required")
+        heads = {}
+        for k, head in exits.items():
+            if isinstance(k, str) and not (k.isdigit() and str(int(k)) == k):
+                raise ValueError(f"exit key {k!r} is not a decimal block index")
+            if int(k) in heads:
+                raise ValueError(f"exit key {k!r} is given twice")
+            heads[int(k)] = head
+        bad = sorted(k for k in heads if not 0 <= k < n)
+        if bad:
+            raise ValueError(f"exit keys {bad} are not block indices in [0, {n})")
+        heads.setdefault(n - 1, nn.Identity())
         self.blocks = nn.ModuleList(blocks)
-        self.exits = nn.ModuleDict([(str(k), exits[k] if k in exits else exits[str(k)])
-                                    for k in keys])
+        self.exits = nn.ModuleDict([(str(k), heads[k]) for k in sorted(heads)])
         self.final_key = str(n - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -395,7 +408,7 @@ CRITERIA = ("absolute", "relative")
 def calibrate_cascade(probs: Mapping[int, torch.Tensor], labels: torch.Tensor,
                       accuracy_drop: float = 0.005,
                       thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-                      criterion: str = "absolute") -> List[ExitCalibration]:
+                      criterion: str = "relative") -> List[ExitCalibration]:
     """Chooses each early exit's threshold in cascade order.
 
     `probs` is {block: softmax [N, C]} (evaluate_exits) on a validation split;
@@ -406,14 +419,15 @@ def calibrate_cascade(probs: Mapping[int, torch.Tensor], labels: torch.Tensor,
     chosen threshold is the smallest whose exited accuracy meets the target,
     else the largest. A threshold that takes no sample never meets it.
 
+    criterion "relative" (the default): target = the final exit's accuracy
+        on the same samples the exit would take - accuracy_drop (a fraction:
+        0.005 = 0.5 points). Each exit then costs at most accuracy_drop on
+        its samples, so the cascade loses at most about accuracy_drop on the
+        split.
     criterion "absolute": target = the final exit's accuracy on the whole
-        split - accuracy_drop (a fraction: 0.005 = 0.5 points). The samples
-        an early exit takes are the easy ones, so the cascade as a whole can
-        lose more than accuracy_drop.
-    criterion "relative": target = the final exit's accuracy on the same
-        samples the exit would take - accuracy_drop. Each exit then costs at
-        most accuracy_drop on its samples, so the cascade loses at most about
-        accuracy_drop on the split.
+        split - accuracy_drop. The samples an early exit takes are the easy
+        ones, on which the final exit does better than its average, so the
+        cascade as a whole can lose noticeably more than accuracy_drop.
 
     The final exit takes every remaining sample (threshold 0).
     """
