@@ -150,11 +150,22 @@ PlanConstraints PlanKeeper::ConstraintsFor(
   return constraints;
 }
 
+std::string PlanKeeper::PlanKey(const tandem::v1::Plan& plan) {
+  std::string key = absl::StrCat(
+      plan.split_point(), "/", plan.encoding(), "/", plan.compression(), "/",
+      plan.has_forced_exit_block() ? plan.forced_exit_block() : -1);
+  for (const auto& [block, threshold] : std::map<int, float>(
+           plan.exit_thresholds().begin(), plan.exit_thresholds().end())) {
+    absl::StrAppend(&key, "/", block, ":", threshold);
+  }
+  return key;
+}
+
 bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current,
-                             const tandem::v1::Plan& fresh) {
+                             const tandem::v1::Plan& fresh, double gain) {
   // Switching pays only for a clear gain: near-ties would make plans flap
   // with every noisy measurement.
-  constexpr double kGain = 0.15;
+  const double kGain = gain;
   const tandem::v1::PlanAlternative* now = Find(fresh, current);
   if (now == nullptr || !now->rejected_because().empty()) return false;
   const auto& best = fresh.alternatives(fresh.chosen());
@@ -217,16 +228,32 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   const std::string policy_key = policy.SerializeAsString();
   if (!NeedsReplan(state, policy_key)) return state.plan;
   PlanConstraints constraints = ConstraintsFor(model, policy, Sla{});
-  constraints.explain = state.plan != nullptr;
-  ASSIGN_OR_RETURN(
-      tandem::v1::Plan plan,
-      ChoosePlan(InputFor(model, state, network_.State()), constraints));
+  const PlannerInput input = InputFor(model, state, network_.State());
+  // The decision alone first (a fraction of the cost with every
+  // alternative explained): most re-plans confirm the current plan.
+  ASSIGN_OR_RETURN(tandem::v1::Plan plan, ChoosePlan(input, constraints));
+  ++replans_;
   state.planned_uplink = network_.uplink_mbit();
   state.planned_rtt = network_.rtt_ms();
   state.planned_at = clock_->Now();
-  if (constraints.explain && state.planned_policy == policy_key &&
-      KeepCurrent(*state.plan, plan)) {
-    return state.plan;
+  const bool same_policy =
+      state.plan != nullptr && state.planned_policy == policy_key;
+  if (same_policy && PlanKey(plan) == PlanKey(*state.plan)) return state.plan;
+  if (same_policy) {
+    constraints.explain = true;
+    ASSIGN_OR_RETURN(plan, ChoosePlan(input, constraints));
+    // Returning to the plan just left takes twice the gain: both were
+    // measured moments ago, and near-ties would otherwise flap with every
+    // noisy sample (the emulated link's token bucket makes small transfers
+    // alternate between burst and shaped speed).
+    const bool returning = PlanKey(plan) == state.abandoned_key &&
+                           clock_->Now() - state.abandoned_at < kReturnWindow;
+    if (KeepCurrent(*state.plan, plan,
+                    returning ? 2 * kSwitchGain : kSwitchGain)) {
+      return state.plan;
+    }
+    state.abandoned_key = PlanKey(*state.plan);
+    state.abandoned_at = clock_->Now();
   }
   plan.clear_alternatives();
   auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
@@ -239,7 +266,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   }
   state.plan = shared;
   state.planned_policy = policy_key;
-  ++replans_;
+  ++switches_;
   return shared;
 }
 
@@ -352,6 +379,11 @@ double PlanKeeper::EnergyMj(absl::Duration compute, absl::Duration transfer,
 int PlanKeeper::replans() const {
   absl::MutexLock lock(&mu_);
   return replans_;
+}
+
+int PlanKeeper::switches() const {
+  absl::MutexLock lock(&mu_);
+  return switches_;
 }
 
 void PlanKeeper::ProbeLoop() {

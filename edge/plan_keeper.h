@@ -85,6 +85,8 @@ class PlanKeeper {
   double EnergyMj(absl::Duration compute, absl::Duration transfer,
                   absl::Duration waiting) const ABSL_LOCKS_EXCLUDED(mu_);
   int replans() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Times a model's shared plan was replaced (the first plan included).
+  int switches() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct ModelState {
@@ -96,7 +98,15 @@ class PlanKeeper {
     double planned_uplink = 0, planned_rtt = 0;
     absl::Time planned_at = absl::InfinitePast();
     std::string planned_policy;  // Serialized policy the plan was made for.
+    // The plan last switched away from, and when.
+    std::string abandoned_key;
+    absl::Time abandoned_at = absl::InfinitePast();
   };
+
+  // A switch needs this much predicted gain (twice that to return, within
+  // kReturnWindow, to the plan just left).
+  static constexpr double kSwitchGain = 0.15;
+  static constexpr absl::Duration kReturnWindow = absl::Seconds(5);
 
   PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
              Clock* clock);
@@ -114,9 +124,12 @@ class PlanKeeper {
       const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
       ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `current` stays although `fresh` (made with explain) chose
-  // otherwise: it is still feasible and within 15% of the best.
+  // otherwise: it is still feasible and within `gain` of the best.
   static bool KeepCurrent(const tandem::v1::Plan& current,
-                          const tandem::v1::Plan& fresh);
+                          const tandem::v1::Plan& fresh, double gain);
+  // Split, encoding, compression, forced exit and thresholds: what a request
+  // following the plan does.
+  static std::string PlanKey(const tandem::v1::Plan& plan);
   void ProbeLoop();
   void Probe();
   void RefreshCloudProfiles();
@@ -131,6 +144,7 @@ class PlanKeeper {
   std::map<std::string, ModelState> states_ ABSL_GUARDED_BY(mu_);
   NetworkEstimator network_ ABSL_GUARDED_BY(mu_);
   int replans_ ABSL_GUARDED_BY(mu_) = 0;
+  int switches_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread prober_;
 };
