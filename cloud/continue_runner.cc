@@ -83,7 +83,9 @@ absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
   response.set_exit_block(run.exit_block);
   response.set_confidence(exit->confidence[0]);
   response.set_queue_us(absl::ToInt64Microseconds(start - queued_at));
-  response.set_compute_us(absl::ToInt64Microseconds(clock->Now() - start));
+  // Compute is the model's (blocks and exit heads), as the edge reports its
+  // own; checks and decoding count with the transfer.
+  response.set_compute_us(absl::ToInt64Microseconds(run.compute_time));
   Record(*model, request.start_block(), run.block_times, start - queued_at);
   return response;
 }

@@ -99,6 +99,21 @@ absl::Status Run(const std::vector<std::string>& argv) {
   return absl::OkStatus();
 }
 
+// `linkemu rate` arguments for `mbit`: tbf's bucket holds 8 ms of traffic
+// (at least 3 KB, a couple of packets), so transfers of every size see close
+// to the rate. A fixed 32 KB bucket let small tensors through at line rate
+// until a larger transfer drained it: two regimes at one setting, which
+// made every estimate of the link swing.
+std::vector<std::string> RateArgs(const std::string& linkemu, double mbit) {
+  const double burst_kb = std::max(3.0, mbit * 1e6 / 8 * 0.008 / 1024);
+  return {"bash",
+          linkemu,
+          "rate",
+          kNet,
+          absl::StrCat(mbit),
+          absl::StrFormat("%.1f", burst_kb)};
+}
+
 // Inputs: the Fashion-MNIST test set for fmnist models, seeded noise for
 // others.
 struct Inputs {
@@ -289,8 +304,7 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
 
   // Warm up at the first rate so the agent has measured the link, then take
   // the static plan (Neurosurgeon-style: planned once, at the start).
-  RETURN_IF_ERROR(
-      Run({"bash", linkemu, "rate", kNet, absl::StrCat(steps[0].rate_mbit)}));
+  RETURN_IF_ERROR(Run(RateArgs(linkemu, steps[0].rate_mbit)));
   const BenchPolicy& adaptive = policies[3];
   const absl::Time warm_until = absl::Now() + absl::Seconds(3);
   while (absl::Now() < warm_until) {
@@ -325,8 +339,7 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
     const double length = s + 1 < steps.size()
                               ? steps[s + 1].start_s - steps[s].start_s
                               : run.last_step_s;
-    RETURN_IF_ERROR(
-        Run({"bash", linkemu, "rate", kNet, absl::StrCat(steps[s].rate_mbit)}));
+    RETURN_IF_ERROR(Run(RateArgs(linkemu, steps[s].rate_mbit)));
     std::vector<int> count(policies.size(), 0),
         failures_in_a_row(policies.size(), 0);
     // A fresh order every round: what ran just before a request (warm or
