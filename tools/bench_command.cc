@@ -430,12 +430,16 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
 }
 
 // A number from the report's JSON text: the value after `"key": ` at or
-// after `from` (the report is ours, flat enough for this).
+// after `from` (the report is ours, flat enough for this); -1 for null or
+// absent.
 double JsonNumber(const std::string& json, const std::string& key,
                   size_t from = 0) {
   const std::string needle = "\"" + key + "\": ";
   const size_t at = json.find(needle, from);
-  if (at == std::string::npos) return -1;
+  if (at == std::string::npos ||
+      json.compare(at + needle.size(), 4, "null") == 0) {
+    return -1;
+  }
   return std::atof(json.c_str() + at + needle.size());
 }
 
