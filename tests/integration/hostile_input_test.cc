@@ -493,7 +493,9 @@ TEST_F(HostileInputTest, MutatedRequestsGetAnAnswerOrAContractCode) {
     EXPECT_TRUE(InContract(status))
         << "request " << i << " got " << status.error_code() << ": "
         << status.error_message();
-    if (i % 100 == 99) ASSERT_OK(daemons_.CheckAlive()) << "after " << i + 1;
+    if (i % 100 == 99) {
+      ASSERT_OK(daemons_.CheckAlive()) << "after " << i + 1;
+    }
   }
   for (const auto& [service, codes] : tally) {
     std::cout << "mutation tally, " << service << ":";
