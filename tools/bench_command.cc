@@ -99,19 +99,35 @@ absl::Status Run(const std::vector<std::string>& argv) {
   return absl::OkStatus();
 }
 
-// `linkemu rate` arguments for `mbit`: tbf's bucket holds 8 ms of traffic
-// (at least 3 KB, a couple of packets), so transfers of every size see close
-// to the rate. A fixed 32 KB bucket let small tensors through at line rate
-// until a larger transfer drained it: two regimes at one setting, which
+// The link. tbf lets a full bucket through at line rate and its bucket must
+// hold a whole packet, so the pair runs at a small MTU: no message escapes
+// the rate by more than about one packet.
+constexpr int kMtu = 576;
+
+// tbf's bucket for `mbit`: 8 ms of traffic, at least one packet and its
+// Ethernet header. A fixed 32 KB bucket let small tensors through at line
+// rate until a larger transfer drained it: two regimes at one setting, which
 // made every estimate of the link swing.
+double BurstBytes(double mbit) {
+  return std::max(kMtu + 38.0, mbit * 1e6 / 8 * 0.008);
+}
+
+// `linkemu rate` arguments for `mbit`.
 std::vector<std::string> RateArgs(const std::string& linkemu, double mbit) {
-  const double burst_kb = std::max(3.0, mbit * 1e6 / 8 * 0.008 / 1024);
   return {"bash",
           linkemu,
           "rate",
           kNet,
           absl::StrCat(mbit),
-          absl::StrFormat("%.1f", burst_kb)};
+          absl::StrFormat("%.2f", BurstBytes(mbit) / 1024)};
+}
+
+// How long an idle link takes to refill its bucket: the bench waits this
+// long after every request that used the link, so each request starts on
+// the same rested link whatever policy ran before it (a drained bucket
+// would otherwise make one policy pay for another's transfer).
+absl::Duration RefillTime(double mbit) {
+  return absl::Seconds(BurstBytes(mbit) * 8 / (mbit * 1e6));
 }
 
 // Inputs: the Fashion-MNIST test set for fmnist models, seeded noise for
@@ -190,7 +206,8 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
       fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
   fs::create_directories(work);
   (void)RunToCompletion({"bash", linkemu, "down", kNet});
-  RETURN_IF_ERROR(Run({"bash", linkemu, "up", kNet, "--net", kNetNumber}));
+  RETURN_IF_ERROR(Run({"bash", linkemu, "up", kNet, "--net", kNetNumber,
+                       "--mtu", absl::StrCat(kMtu)}));
   absl::Cleanup teardown = [&] {
     (void)RunToCompletion({"bash", linkemu, "down", kNet});
     fs::remove_all(work);
@@ -373,6 +390,9 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
           send(policies[p], next_image, &record);
           if (!record.ok) {
             absl::SleepFor(absl::Microseconds(longest_block_us));
+          }
+          if (!record.ok || record.bytes > 0) {
+            absl::SleepFor(RefillTime(steps[s].rate_mbit));
           }
         }
         failures_in_a_row[p] = record.ok ? 0 : failures_in_a_row[p] + 1;

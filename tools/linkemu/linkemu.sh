@@ -22,11 +22,16 @@ usage() {
 Usage: linkemu.sh COMMAND [ARGS...]
 
 Namespaces and link
-  up NAME [--net X]      Create netns NAME-edge and NAME-cloud joined by a veth
+  up NAME [--net X] [--mtu BYTES]
+                         Create netns NAME-edge and NAME-cloud joined by a veth
                          pair (NAME-e in the edge, NAME-c in the cloud) with
                          10.213.X.1/30 (edge) and 10.213.X.2/30 (cloud), lo up in
                          both. X (0-255) defaults to cksum(NAME) % 254 + 1, or
-                         $LINKEMU_NET. Prints "edge ADDR" and "cloud ADDR".
+                         $LINKEMU_NET. --mtu sets the pair's MTU (576-65535;
+                         default 1500): tbf's bucket must hold one packet, and
+                         a full bucket lets that much through at line rate, so
+                         a small MTU keeps small messages from escaping the
+                         rate. Prints "edge ADDR" and "cloud ADDR".
                          Fails if either namespace already exists.
                          NAME: 1-13 characters of [A-Za-z0-9_-].
   down NAME              Remove both namespaces, the veth pair and an empty
@@ -225,16 +230,21 @@ up_rollback() {
 }
 
 cmd_up() {
-  local name="" net=${LINKEMU_NET:-}
+  local name="" net=${LINKEMU_NET:-} mtu=1500
   while [ $# -gt 0 ]; do
     case $1 in
       --net) [ $# -ge 2 ] || die "--net needs a value"; net=$2; shift 2 ;;
       --net=*) net=${1#--net=}; shift ;;
+      --mtu) [ $# -ge 2 ] || die "--mtu needs a value"; mtu=$2; shift 2 ;;
+      --mtu=*) mtu=${1#--mtu=}; shift ;;
       -*) die "unknown option '$1' for up" ;;
-      *) [ -z "$name" ] || die "usage: linkemu.sh up NAME [--net X]"; name=$1; shift ;;
+      *) [ -z "$name" ] || die "usage: linkemu.sh up NAME [--net X] [--mtu BYTES]"; name=$1; shift ;;
     esac
   done
-  [ -n "$name" ] || die "usage: linkemu.sh up NAME [--net X]"
+  [ -n "$name" ] || die "usage: linkemu.sh up NAME [--net X] [--mtu BYTES]"
+  if ! [[ $mtu =~ ^[0-9]{3,5}$ ]] || [ "$mtu" -lt 576 ] || [ "$mtu" -gt 65535 ]; then
+    die "--mtu must be 576-65535, got '$mtu'"
+  fi
   valid_name "$name"
   need_tools ip
   if [ -z "$net" ]; then
@@ -263,8 +273,8 @@ cmd_up() {
   ip -n "$ns_c" addr add "$ip_c/30" dev "$dev_c"
   ip -n "$ns_e" link set lo up
   ip -n "$ns_c" link set lo up
-  ip -n "$ns_e" link set "$dev_e" up
-  ip -n "$ns_c" link set "$dev_c" up
+  ip -n "$ns_e" link set "$dev_e" mtu "$mtu" up
+  ip -n "$ns_c" link set "$dev_c" mtu "$mtu" up
   trap - EXIT
   echo "edge $ip_e"
   echo "cloud $ip_c"

@@ -161,6 +161,22 @@ else
   fi
 fi
 
+if bad=$("$LINKEMU" up "${NAME}m" --mtu 100 2>&1); then
+  fail "up --mtu 100 succeeded: $bad"
+  "$LINKEMU" down "${NAME}m" >/dev/null 2>&1
+elif grep -q "576-65535" <<<"$bad"; then
+  pass "up --mtu 100 refused clearly"
+else
+  fail "up --mtu 100 failed without saying why: $bad"
+fi
+if "$LINKEMU" up "${NAME}m" --mtu 576 >/dev/null 2>&1 &&
+  "$LINKEMU" exec "${NAME}m" edge ip link show dev "${NAME}m-e" | grep -q "mtu 576 "; then
+  pass "up --mtu 576 sets the pair's MTU"
+else
+  fail "up --mtu 576: $("$LINKEMU" exec "${NAME}m" edge ip link show 2>&1)"
+fi
+"$LINKEMU" down "${NAME}m" >/dev/null 2>&1
+
 # ---------------------------------------------------------- cloud server
 coproc SRV { exec "$LINKEMU" exec "$NAME" cloud "$PY" -u "$work/server.py" "$cloud_ip"; }
 # shellcheck disable=SC2153 # SRV_PID is set by coproc

@@ -1,0 +1,191 @@
+// Real-time scheduling of DNN jobs at block granularity. A job is a chain of
+// steps (a block, with its exit head; or one offload); the scheduler picks
+// the next *step* to run, not the next request, so a critical job overtakes a
+// long low-priority one at the next block boundary. A job whose tensor is in
+// flight to the cloud holds no worker: its step returns kWait and the reply
+// (or its failure, or the deadline guard) calls Resume.
+//
+// Torch-free and clock-injected: the agent's jobs run LibTorch blocks, the
+// tests' jobs advance a FakeClock.
+//
+//   BlockScheduler scheduler({.workers = 1, .policy =
+//   SchedulingPolicy::kTandemRt}); JobSpec spec{.task = "camera", .criticality
+//   = 2, .deadline = now + 33ms}; absl::StatusOr<JobId> id =
+//   scheduler.Submit(spec, std::move(job));
+//
+// Thread-safe. Jobs' methods are called with no scheduler lock held, one at a
+// time per job.
+#ifndef TANDEM_EDGE_BLOCK_SCHEDULER_H_
+#define TANDEM_EDGE_BLOCK_SCHEDULER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+
+namespace tandem {
+
+// The orders the mixed bench compares; kTandemRt is the agent's.
+enum class SchedulingPolicy {
+  kFifo,           // Arrival order, each job to completion.
+  kEdfRequest,     // Earliest deadline, each job to completion (the old
+                   // per-request executor).
+  kFixedPriority,  // Criticality, then arrival; preempts at block boundaries.
+  kEdfEarlyDrop,   // EDF at block boundaries; a job whose predicted finish
+                   // misses is dropped at dispatch (Clockwork-style).
+  kLeastSlack,     // Least slack (deadline - now - remaining work) first, at
+                   // block boundaries (Band-style).
+  kImpreciseEdf,   // EDF where the blocks after a job's first exit are
+                   // optional: they run only when no mandatory step waits,
+                   // and are cut (answering from the exit) when they would
+                   // miss.
+  kTandemRt,       // Strict priority across criticality levels, EDF within;
+                   // preempts at block boundaries; a job that would miss is
+                   // cut at once (answered from its best exit when that
+                   // meets its accuracy floor, else refused), so doomed work
+                   // never takes time from jobs that can still make it.
+};
+
+// "fifo", "edf_request", "fixed_priority", "edf_early_drop", "least_slack",
+// "imprecise_edf", "tandem_rt"; INVALID_ARGUMENT for anything else.
+absl::StatusOr<SchedulingPolicy> ParseSchedulingPolicy(absl::string_view name);
+absl::string_view SchedulingPolicyName(SchedulingPolicy policy);
+
+struct JobSpec {
+  std::string task;     // For accounting and logs.
+  int criticality = 0;  // Larger is more critical.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// One request's work. The scheduler calls Step on a worker until it returns
+// kDone, or Cut once, after which the job is destroyed.
+class Job {
+ public:
+  enum class Next {
+    kStep,  // Ready for its next step.
+    kWait,  // Waiting on something outside (an offload): Resume() readies it.
+    kDone,  // Answered (or failed) on its own.
+  };
+  virtual ~Job() = default;
+
+  // Runs one step (one block) on the calling worker.
+  virtual Next Step() = 0;
+  // The predicted time of the job's remaining steps on this device (profile
+  // figures): the scheduler's slack and doom tests use it.
+  virtual absl::Duration RemainingWork() const = 0;
+  // True once an exit has produced an answer that meets the job's floor:
+  // what is left only improves it (imprecise computation's optional part).
+  virtual bool HasAcceptableAnswer() const { return false; }
+  // The scheduler ends the job early: answer from the best exit so far when
+  // `HasAcceptableAnswer()`, else fail with `why`. Called instead of Step.
+  virtual void Cut(const absl::Status& why) = 0;
+};
+
+class BlockScheduler {
+ public:
+  using JobId = uint64_t;
+
+  struct Options {
+    // Worker threads. 0: none; tests step the scheduler with RunOnce().
+    int workers = 1;
+    SchedulingPolicy policy = SchedulingPolicy::kTandemRt;
+    Clock* clock = nullptr;  // Default RealClock().
+    // Jobs held (ready, running or waiting) before Submit refuses.
+    size_t max_jobs = 1024;
+    // Runs first on every worker thread (thread-local torch settings).
+    std::function<void()> thread_init;
+  };
+
+  struct Counters {
+    int64_t submitted = 0;
+    int64_t steps = 0;
+    int64_t done = 0;
+    int64_t cut = 0;          // Ended by the scheduler (doomed or late).
+    int64_t preemptions = 0;  // A step of another job ran between two of one.
+  };
+
+  explicit BlockScheduler(Options options);
+  ~BlockScheduler();  // Shutdown().
+  BlockScheduler(const BlockScheduler&) = delete;
+  BlockScheduler& operator=(const BlockScheduler&) = delete;
+
+  // Takes `job`; its first step becomes ready now. RESOURCE_EXHAUSTED when
+  // `max_jobs` are held, UNAVAILABLE after Shutdown (the job is destroyed
+  // without running).
+  absl::StatusOr<JobId> Submit(const JobSpec& spec, std::unique_ptr<Job> job);
+
+  // A job whose Step returned kWait is ready again. May be called from any
+  // thread, even before that Step has returned; unknown ids are ignored.
+  void Resume(JobId id);
+
+  // Runs one scheduling decision on the calling thread (a step, or a cut):
+  // for tests with `workers = 0`. False when nothing is ready.
+  // A job cut while waiting is destroyed at once: whatever will call Resume
+  // for it must hold only the id (and state it shares with the job), never
+  // the job itself.
+  bool RunOnce();
+
+  // Stops accepting; cuts ready and waiting jobs (UNAVAILABLE); joins the
+  // workers after their current steps. Idempotent and safe to call from
+  // several threads at once.
+  void Shutdown();
+
+  size_t ready_jobs() const;
+  size_t held_jobs() const;
+  Counters counters() const;
+
+ private:
+  struct Entry {
+    JobSpec spec;
+    std::unique_ptr<Job> job;
+    uint64_t sequence = 0;  // Arrival order.
+    bool started = false;   // Has run a step (run-to-completion policies).
+    bool running = false;
+    bool waiting = false;
+    bool resumed_early = false;  // Resume() came while its step ran.
+    bool optional = false;       // Cached HasAcceptableAnswer() after a step.
+    absl::Duration remaining;    // Cached RemainingWork() after a step.
+  };
+  enum class Action { kStep, kCut };
+
+  // The ready job to serve next under the policy, and what to do with it;
+  // nullptr when nothing is ready.
+  Entry* Pick(absl::Time now, JobId* id, Action* action, absl::Status* why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `a` goes before `b` under the policy.
+  bool Before(const Entry& a, const Entry& b, absl::Time now) const;
+  void Serve(JobId id, Entry* entry, Action action, const absl::Status& why)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes a finished or cut job; the caller destroys it unlocked.
+  std::unique_ptr<Job> Erase(JobId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WorkerLoop();
+
+  const Options options_;
+  Clock* const clock_;
+  mutable absl::Mutex mu_;
+  absl::CondVar ready_;  // Signalled when a job may have become ready.
+  // Linear scans pick the next step: fine for the tens of jobs an edge
+  // holds; a heap per criticality level would serve thousands.
+  std::map<JobId, Entry> jobs_ ABSL_GUARDED_BY(mu_);
+  JobId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  JobId last_stepped_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex shutdown_mu_;  // Serializes Shutdown's join.
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_EDGE_BLOCK_SCHEDULER_H_
