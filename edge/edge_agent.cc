@@ -28,6 +28,18 @@ constexpr absl::Duration kReplyMargin = absl::Milliseconds(2);
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
+// Whether the request's (only) input takes no more bytes than `encoding`
+// would give it (RAW meaning FP32): then forwarding it as sent is best.
+bool AsCompactAs(const InferRequest& request, tandem::v1::Encoding encoding) {
+  int64_t elements = 1;
+  for (int64_t d : request.inputs(0).shape()) elements *= d;
+  const int64_t per_element = encoding == tandem::v1::ENCODING_AFFINE_UINT8 ? 1
+                              : encoding == tandem::v1::ENCODING_FP16       ? 2
+                                                                            : 4;
+  return static_cast<int64_t>(request.raw_input_contents(0).size()) <=
+         elements * per_element;
+}
+
 }  // namespace
 
 struct EdgeAgent::Route {
@@ -188,12 +200,15 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
     return absl::InvalidArgumentError(
         absl::StrCat("unknown encoding ", route.encoding));
   }
-  // At k = 0 the input travels as the application sent it when that is the
-  // encoding wanted (or no encoding was asked for).
+  // At k = 0 the input travels as the application sent it when no encoding
+  // was asked for, or when it is already as compact as the plan's encoding
+  // would make it (8-bit pixels against an FP16 or 8-bit plan): no
+  // decode-encode round, and nothing lost.
   route.forward_input =
       route.split == 0 && !request.has_encoding() &&
       route.compression == tandem::v1::COMPRESSION_NONE &&
-      (!adaptive || request.inputs(0).encoding() == route.encoding);
+      (!adaptive || request.inputs(0).encoding() == route.encoding ||
+       AsCompactAs(request, route.encoding));
   if (request.disable_early_exits()) {
     route.thresholds.clear();
   } else if (!adaptive) {

@@ -195,6 +195,7 @@ bool PlanKeeper::NeedsReplan(const ModelState& state,
   return state.plan == nullptr || state.planned_policy != policy ||
          Outside(network_.uplink_mbit(), state.planned_uplink, band) ||
          Outside(network_.rtt_ms(), state.planned_rtt, band) ||
+         LinkChanges() != state.planned_changes ||
          clock_->Now() - state.planned_at > interval;
 }
 
@@ -235,6 +236,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   ++replans_;
   state.planned_uplink = network_.uplink_mbit();
   state.planned_rtt = network_.rtt_ms();
+  state.planned_changes = LinkChanges();
   state.planned_at = clock_->Now();
   const bool same_policy =
       state.plan != nullptr && state.planned_policy == policy_key;

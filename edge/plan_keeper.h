@@ -96,6 +96,7 @@ class PlanKeeper {
     std::vector<Ewma> block_us;  // Online refresh of edge.blocks.
     std::shared_ptr<const tandem::v1::Plan> plan;  // For the default SLA.
     double planned_uplink = 0, planned_rtt = 0;
+    int planned_changes = 0;  // Link changes the estimator had seen.
     absl::Time planned_at = absl::InfinitePast();
     std::string planned_policy;  // Serialized policy the plan was made for.
     // The plan last switched away from, and when.
@@ -118,6 +119,11 @@ class PlanKeeper {
                                  const Sla& sla) const;
   bool NeedsReplan(const ModelState& state, const std::string& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Changes of link the estimator has detected, overall or in a size class
+  // (a class's change moves only the plans that send that size).
+  int LinkChanges() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return network_.changes() + network_.class_changes();
+  }
   // The model's shared plan for requests without an SLA of their own,
   // re-made when NeedsReplan says so.
   absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> DefaultPlan(

@@ -5,12 +5,21 @@
 // as a change of link and restarts the window, so the estimate follows a
 // falling link within a few requests instead of averaging it away.
 //
+// Links treat sizes differently: a token bucket (a shaped cellular uplink,
+// tc tbf) lets a transfer that fits in its bucket through at line rate and
+// holds larger ones to the rate, so one window mixing sizes swings between
+// two regimes. The estimator therefore also keeps one window per size class
+// (powers of two), with the same change detection, and State() reports the
+// classes with fresh samples; the planner prices a transfer at its own
+// class's throughput when there is one (UplinkMbitFor in planner.h).
+//
 // Thread-compatible: callers that share one guard it. Time comes from the
 // injected Clock (tests use FakeClock).
 #ifndef TANDEM_PARTITIONER_NETWORK_ESTIMATOR_H_
 #define TANDEM_PARTITIONER_NETWORK_ESTIMATOR_H_
 
 #include <cstdint>
+#include <map>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -51,19 +60,45 @@ class NetworkEstimator {
   bool NeedsProbe() const;
   // Times the estimator decided the link had changed.
   int changes() const { return changes_; }
+  // Changes of link seen by any size class (each class detects its own).
+  int class_changes() const { return class_changes_; }
+  // The throughput of transfers in `bytes`'s size class, when that class has
+  // at least two samples and one younger than max_age; else 0.
+  double ClassUplinkMbit(int64_t bytes) const;
 
   tandem::v1::NetworkState State() const;
 
  private:
+  // A window of throughput samples with change detection.
+  class Rate {
+   public:
+    Rate(size_t window, int change_samples);
+    // True when the sample completed a change of link.
+    bool Add(double mbit, double change_factor, int change_samples);
+    double Estimate() const;  // 0 when empty.
+    size_t size() const { return window_.size(); }
+
+   private:
+    SampleWindow window_;
+    SampleWindow pending_;  // The deviating run, the window after a change.
+    int deviations_ = 0;
+  };
+  struct SizeClass {
+    Rate rate;
+    absl::Time last_sample = absl::InfinitePast();
+  };
+
   void AddThroughput(double mbit);
+  void AddClassSample(int64_t bytes, double mbit);
+  static int ClassOf(int64_t bytes);
 
   const Options options_;
   Clock* const clock_;
-  SampleWindow throughput_;
+  Rate throughput_;
+  std::map<int, SizeClass> classes_;  // By floor(log2(bytes)).
   Ewma rtt_ms_{0.3};
-  int deviations_ = 0;
   int changes_ = 0;
-  SampleWindow pending_;  // The deviating run, becomes the window on a change.
+  int class_changes_ = 0;
   absl::Time last_sample_ = absl::InfinitePast();
 };
 

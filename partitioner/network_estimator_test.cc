@@ -79,5 +79,43 @@ TEST(NetworkEstimator, RttAndProbeTiming) {
   EXPECT_FALSE(estimator.NeedsProbe());
 }
 
+TEST(NetworkEstimator, SizeClassesSeparateATokenBucketsTwoRegimes) {
+  // A 1.1 Mbit/s link whose bucket passes 1 KB at once: 850-byte transfers
+  // go through untimed, 3 KB ones take the rate. One window would swing
+  // between the two; each class holds its own.
+  FakeClock clock;
+  NetworkEstimator estimator({}, &clock);
+  for (int i = 0; i < 6; ++i) {
+    estimator.AddTransfer(850, absl::Microseconds(10), absl::ZeroDuration());
+    Transfer(estimator, 1.1, 3136, 0);
+  }
+  EXPECT_NEAR(estimator.ClassUplinkMbit(3136), 1.1, 1e-6);
+  EXPECT_NEAR(estimator.ClassUplinkMbit(850), 850 * 8 / 50.0, 1e-6);
+  EXPECT_EQ(estimator.ClassUplinkMbit(100000), 0);  // No samples that size.
+  EXPECT_NEAR(estimator.uplink_mbit(), 1.1, 1e-6);  // Timed samples only.
+  const tandem::v1::NetworkState state = estimator.State();
+  ASSERT_EQ(state.size_classes_size(), 2);
+  EXPECT_EQ(state.size_classes(0).min_bytes(), 512);
+  EXPECT_EQ(state.size_classes(0).max_bytes(), 1023);
+  EXPECT_EQ(state.size_classes(1).min_bytes(), 2048);
+  EXPECT_NEAR(state.size_classes(1).uplink_mbit(), 1.1, 1e-6);
+  // Stale classes are not reported.
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(estimator.ClassUplinkMbit(3136), 0);
+  EXPECT_EQ(estimator.State().size_classes_size(), 0);
+}
+
+TEST(NetworkEstimator, ASizeClassFollowsAFallingLink) {
+  FakeClock clock;
+  NetworkEstimator estimator({}, &clock);
+  for (int i = 0; i < 8; ++i) Transfer(estimator, 18.9, 3000, 1);
+  Transfer(estimator, 0.13, 3000, 1);
+  EXPECT_GT(estimator.ClassUplinkMbit(3000), 10);
+  EXPECT_EQ(estimator.class_changes(), 0);
+  Transfer(estimator, 0.13, 3000, 1);
+  EXPECT_NEAR(estimator.ClassUplinkMbit(3000), 0.13, 1e-6);
+  EXPECT_EQ(estimator.class_changes(), 1);
+}
+
 }  // namespace
 }  // namespace tandem

@@ -198,6 +198,16 @@ absl::StatusOr<Objective> ParseObjective(absl::string_view name) {
       "unknown objective '", name, "' (latency, energy, accuracy, cloud)"));
 }
 
+double UplinkMbitFor(const tandem::v1::NetworkState& network, int64_t bytes) {
+  for (const auto& size_class : network.size_classes()) {
+    if (bytes >= size_class.min_bytes() && bytes <= size_class.max_bytes() &&
+        size_class.uplink_mbit() > 0) {
+      return size_class.uplink_mbit();
+    }
+  }
+  return network.uplink_mbit();
+}
+
 absl::StatusOr<tandem::v1::Plan> ChoosePlan(
     const PlannerInput& input, const PlanConstraints& constraints) {
   if (input.config == nullptr || input.edge == nullptr) {
@@ -272,7 +282,9 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(
                         ? SizeOf(edge.input_sizes(), c.encoding)
                         : SizeOf(edge.blocks(k - 1).output_sizes(), c.encoding);
           if (c.bytes < 0) continue;  // No size measured for this encoding.
-          const double one_transfer = rtt + c.bytes * 8.0 / (uplink * 1e3);
+          const double one_transfer =
+              rtt +
+              c.bytes * 8.0 / (UplinkMbitFor(input.network, c.bytes) * 1e3);
           c.offload_probability = setting.reach[k];
           c.transfer_ms = c.offload_probability * one_transfer;
           c.cloud_ms =

@@ -56,6 +56,11 @@ struct PlanConstraints {
   bool explain = false;
 };
 
+// The uplink a transfer of `bytes` is priced at: its size class's measured
+// throughput when `network` has one (NetworkState.size_classes), else the
+// overall uplink_mbit.
+double UplinkMbitFor(const tandem::v1::NetworkState& network, int64_t bytes);
+
 // INVALID_ARGUMENT for inconsistent inputs (profile and config disagree);
 // FAILED_PRECONDITION, naming the constraint and the best value reachable,
 // when no alternative meets the deadline or the accuracy floor.

@@ -114,6 +114,24 @@ TEST_F(PlannerTest, SplitMovesIntoTheEdgeAsBandwidthFalls) {
   EXPECT_EQ(splits.back(), 4);   // 0.13 Mbit/s: stay on the edge.
 }
 
+TEST_F(PlannerTest, ASizeClassPricesTransfersOfItsSize) {
+  // At 0.13 Mbit/s the edge wins; but if transfers of the 8-bit input's size
+  // (25 KB) are measured at 1000 Mbit/s (they fit the link's bucket), the
+  // cloud-only plan that sends them wins.
+  SetNetwork(0.13, 5);
+  ASSERT_OK_AND_ASSIGN(Plan slow, Choose());
+  EXPECT_EQ(slow.split_point(), 4);
+  auto* fast = input_.network.add_size_classes();
+  fast->set_min_bytes(16384);
+  fast->set_max_bytes(32767);
+  fast->set_uplink_mbit(1000);
+  EXPECT_EQ(UplinkMbitFor(input_.network, 25000), 1000);
+  EXPECT_EQ(UplinkMbitFor(input_.network, 50000), 0.13);
+  ASSERT_OK_AND_ASSIGN(Plan plan, Choose());
+  EXPECT_EQ(plan.split_point(), 0);
+  EXPECT_EQ(plan.encoding(), tandem::v1::ENCODING_AFFINE_UINT8);
+}
+
 TEST_F(PlannerTest, ExpectedLatencyMatchesHandComputation) {
   // Cloud-only with 8-bit input and exits off at 100 Mbit/s, 5 ms RTT:
   // transfer 5 + 25000 B * 8 / 100 Mbit/s = 7 ms; cloud 4 ms + final head 0.05

@@ -427,12 +427,13 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
   std::ofstream(run.out_dir / "trace_bench.json") << result.json;
   {
     std::ofstream csv(run.out_dir / "trace_requests.csv");
-    csv << "t_s,step,rate_mbit,policy,ok,latency_ms,split\n";
+    csv << "t_s,step,rate_mbit,policy,ok,latency_ms,split,bytes\n";
     for (const BenchRecord& r : records) {
       csv << absl::StrFormat(
-          "%.4f,%d,%g,%s,%d,%.4f,%d\n", r.t_s, r.step, steps[r.step].rate_mbit,
-          policies[r.policy].name, r.ok,
-          r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms), r.split);
+          "%.4f,%d,%g,%s,%d,%.4f,%d,%d\n", r.t_s, r.step,
+          steps[r.step].rate_mbit, policies[r.policy].name, r.ok,
+          r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms), r.split,
+          r.bytes);
     }
   }
   const std::string png = (run.out_dir / "trace_bench.png").string();
