@@ -122,8 +122,10 @@ TEST(ShapedLink, ARateDropMovesThePlanOntoTheEdge) {
             fast_plan.network().uplink_mbit() / 4);
 
   // And back: with nothing offloaded, only probes can see the link recover.
+  // They come every probe interval (2 s) and a change takes two samples, so
+  // give it a few intervals beyond that.
   rate("50");
-  const int recovered_split = run(8);
+  const int recovered_split = run(12);
   ASSERT_OK_AND_ASSIGN(tandem::v1::Plan recovered_plan,
                        client->GetPlan("camera_branchy"));
   EXPECT_LT(recovered_plan.split_point(), 5) << recovered_plan.reason();
