@@ -1,5 +1,6 @@
 #include "edge/sdk/wire_conversion.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace tandem {
@@ -46,6 +47,10 @@ tandem::v1::InferRequest BuildInferRequest(const std::string& model,
   request.set_disable_early_exits(options.disable_early_exits);
   request.set_top_k(options.top_k);
   if (options.encoding.has_value()) request.set_encoding(*options.encoding);
+  request.set_task(options.task);
+  if (options.criticality.has_value()) {
+    request.set_criticality(*options.criticality);
+  }
 
   tandem::v1::TensorSpec* spec = request.add_inputs();
   spec->set_name(kInputTensorName);
@@ -77,6 +82,10 @@ InferResult ToInferResult(const tandem::v1::InferResponse& response) {
   result.confidence = response.confidence();
   result.energy_mj = response.energy_mj();
   result.energy_measured = response.energy_measured();
+  result.task = response.task();
+  result.scaling_level = response.scaling_level();
+  result.batch_size = std::max(1, response.batch_size());
+  result.cut_short = response.cut_short();
   return result;
 }
 

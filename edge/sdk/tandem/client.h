@@ -76,6 +76,11 @@ struct InferOptions {
   int top_k = 1;
   std::string id;             // Echoed in InferResult::id.
   std::string model_version;  // Empty: the newest version.
+  // Real time: the task the request belongs to (the agent's config declares
+  // its criticality, deadline and accuracy floor), and a criticality of its
+  // own (larger is more critical) overriding the task's.
+  std::string task;
+  std::optional<int> criticality;
 };
 
 // The answer to one request, in plain C++ types.
@@ -113,6 +118,13 @@ struct InferResult {
   // Edge energy for the request; modelled unless energy_measured.
   double energy_mj = 0;
   bool energy_measured = false;
+  // Real time: the task; the scaling level the answer was computed at (0:
+  // the full plan); the rows of the batch its last edge block ran in; and
+  // whether the scheduler cut it short (answered from its best exit).
+  std::string task;
+  int scaling_level = 0;
+  int batch_size = 1;
+  bool cut_short = false;
   // Measured by the SDK around the call: what the application waited.
   absl::Duration client_latency;
 };
