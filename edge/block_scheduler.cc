@@ -1,5 +1,6 @@
 #include "edge/block_scheduler.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -57,22 +58,48 @@ BlockScheduler::BlockScheduler(Options options)
 
 BlockScheduler::~BlockScheduler() { Shutdown(); }
 
+void BlockScheduler::Refresh(Job* job, Entry* cache) const {
+  cache->remaining = job->RemainingWork();
+  cache->mandatory = job->MandatoryWork();
+  cache->optional = job->HasAcceptableAnswer();
+  cache->batch_key = job->BatchKey();
+  cache->step_times.clear();
+  const int rows = cache->batch_key.empty() ? 1 : options_.max_batch;
+  for (int r = 1; r <= rows; ++r)
+    cache->step_times.push_back(job->NextStepTime(r));
+}
+
 absl::StatusOr<BlockScheduler::JobId> BlockScheduler::Submit(
     const JobSpec& spec, std::unique_ptr<Job> job) {
-  const absl::Duration remaining = job->RemainingWork();
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("the scheduler is shut down");
-  if (jobs_.size() >= options_.max_jobs) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the edge holds ", jobs_.size(), " jobs (max_jobs ",
-                     options_.max_jobs, "); task '", spec.task, "' refused"));
+  Entry fresh;
+  Refresh(job.get(), &fresh);
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      refused = absl::UnavailableError("the scheduler is shut down");
+    } else if (jobs_.size() >= options_.max_jobs) {
+      refused = absl::ResourceExhaustedError(
+          absl::StrCat("the edge holds ", jobs_.size(), " jobs (max_jobs ",
+                       options_.max_jobs, "); task '", spec.task, "' refused"));
+    } else {
+      return Insert(spec, std::move(job), std::move(fresh));
+    }
   }
+  job->Cut(refused);
+  return refused;
+}
+
+BlockScheduler::JobId BlockScheduler::Insert(const JobSpec& spec,
+                                             std::unique_ptr<Job> job,
+                                             Entry fresh) {
   const JobId id = next_id_++;
+  job->OnSubmitted(id);
   Entry& entry = jobs_[id];
+  entry = std::move(fresh);
   entry.spec = spec;
   entry.job = std::move(job);
   entry.sequence = id;
-  entry.remaining = remaining;
   ++counters_.submitted;
   ready_.Signal();
   return id;
@@ -123,9 +150,9 @@ bool BlockScheduler::Before(const Entry& a, const Entry& b,
   return by_arrival;
 }
 
-BlockScheduler::Entry* BlockScheduler::Pick(absl::Time now, JobId* id,
-                                            Action* action, absl::Status* why) {
+bool BlockScheduler::Pick(absl::Time now, Work* work) {
   Entry* best = nullptr;
+  JobId best_id = 0;
   const bool to_completion = RunsToCompletion(options_.policy);
   for (auto& [entry_id, entry] : jobs_) {
     if (entry.running || entry.waiting) continue;
@@ -138,41 +165,86 @@ BlockScheduler::Entry* BlockScheduler::Pick(absl::Time now, JobId* id,
       }
     }
     best = &entry;
-    *id = entry_id;
+    best_id = entry_id;
   }
-  if (best == nullptr) return nullptr;
-  *action = Action::kStep;
+  if (best == nullptr) return false;
+  work->action = Action::kStep;
+  work->jobs = {{best_id, best}};
   const Entry& e = *best;
   if (now >= e.spec.deadline) {
-    *action = Action::kCut;
-    *why = absl::DeadlineExceededError(absl::StrCat(
+    work->action = Action::kCut;
+    work->why = absl::DeadlineExceededError(absl::StrCat(
         "task '", e.spec.task, "': the deadline passed before its next block"));
   } else if (now + e.remaining > e.spec.deadline) {
+    // tandem_rt keeps a job whose mandatory part still fits (it may answer
+    // from an exit ahead); the others judge by the whole rest.
     const bool doomed_cut =
         options_.policy == SchedulingPolicy::kEdfEarlyDrop ||
-        options_.policy == SchedulingPolicy::kTandemRt ||
+        (options_.policy == SchedulingPolicy::kTandemRt &&
+         (e.optional || now + e.mandatory > e.spec.deadline)) ||
         (options_.policy == SchedulingPolicy::kImpreciseEdf && e.optional);
     if (doomed_cut) {
-      *action = Action::kCut;
-      *why = absl::DeadlineExceededError(absl::StrFormat(
+      work->action = Action::kCut;
+      work->why = absl::DeadlineExceededError(absl::StrFormat(
           "task '%s': %.2f ms of blocks left, %.2f ms to the deadline",
           e.spec.task, absl::ToDoubleMilliseconds(e.remaining),
           absl::ToDoubleMilliseconds(e.spec.deadline - now)));
     }
   }
-  if (*action == Action::kStep) {
+  if (work->action == Action::kStep) {
     // Another job's step while the last one stepped is still ready: the
     // last one was preempted at its block boundary.
     auto last = jobs_.find(last_stepped_);
-    if (last_stepped_ != *id && last != jobs_.end() && !last->second.running &&
-        !last->second.waiting) {
+    if (last_stepped_ != best_id && last != jobs_.end() &&
+        !last->second.running && !last->second.waiting) {
       ++counters_.preemptions;
     }
-    last_stepped_ = *id;
-    best->started = true;
+    last_stepped_ = best_id;
+    if (options_.max_batch > 1 && !e.batch_key.empty()) Pack(now, work);
   }
-  best->running = true;
-  return best;
+  for (auto& [id, entry] : work->jobs) {
+    entry->running = true;
+    if (work->action == Action::kStep) entry->started = true;
+  }
+  return true;
+}
+
+void BlockScheduler::Pack(absl::Time now, Work* work) {
+  Entry& leader = *work->jobs.front().second;
+  // Candidates in the policy's order, most urgent first.
+  std::vector<std::pair<JobId, Entry*>> candidates;
+  for (auto& [id, entry] : jobs_) {
+    if (&entry == &leader || entry.running || entry.waiting ||
+        entry.batch_key != leader.batch_key || now >= entry.spec.deadline ||
+        entry.step_times.empty()) {
+      continue;
+    }
+    candidates.emplace_back(id, &entry);
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [&](const auto& a, const auto& b) {
+              return Before(*a.second, *b.second, now);
+            });
+  // Whether every member still meets its deadline when the step takes
+  // `step` instead of its own single-row time.
+  auto all_meet = [&](const std::vector<std::pair<JobId, Entry*>>& members,
+                      absl::Duration step) {
+    for (const auto& [id, m] : members) {
+      if (now + step + (m->remaining - m->step_times.front()) >
+          m->spec.deadline) {
+        return false;
+      }
+    }
+    return true;
+  };
+  for (const auto& candidate : candidates) {
+    const size_t rows = work->jobs.size() + 1;
+    if (rows > leader.step_times.size()) break;
+    const absl::Duration step = leader.step_times[rows - 1];
+    if (step == absl::InfiniteDuration()) break;
+    work->jobs.push_back(candidate);
+    if (!all_meet(work->jobs, step)) work->jobs.pop_back();
+  }
 }
 
 std::unique_ptr<Job> BlockScheduler::Erase(JobId id) {
@@ -183,77 +255,91 @@ std::unique_ptr<Job> BlockScheduler::Erase(JobId id) {
   return job;
 }
 
-void BlockScheduler::Serve(JobId id, Entry* entry, Action action,
-                           const absl::Status& why) {
-  // `entry` stays valid while `running` is set: only this thread erases it.
-  Job* job = entry->job.get();
-  std::unique_ptr<Job> finished;  // Destroyed unlocked: it may hold tensors.
-  if (action == Action::kCut) {
-    job->Cut(why);
+void BlockScheduler::Serve(const Work& work) {
+  // Entries stay valid while `running` is set: only this thread erases them.
+  std::vector<std::unique_ptr<Job>> finished;  // Destroyed unlocked.
+  if (work.action == Action::kCut) {
+    const auto& [id, entry] = work.jobs.front();
+    entry->job->Cut(work.why);
     absl::MutexLock lock(&mu_);
     ++counters_.cut;
-    finished = Erase(id);
+    finished.push_back(Erase(id));
     return;
   }
-  const Job::Next next = job->Step();
-  const absl::Duration remaining =
-      next == Job::Next::kDone ? absl::ZeroDuration() : job->RemainingWork();
-  const bool optional = next != Job::Next::kDone && job->HasAcceptableAnswer();
-  bool cut_now = false;
+  Job* leader = work.jobs.front().second->job.get();
+  std::vector<Job*> others;
+  for (size_t i = 1; i < work.jobs.size(); ++i)
+    others.push_back(work.jobs[i].second->job.get());
+  const absl::Time start = clock_->Now();
+  const std::vector<Job::Next> next =
+      others.empty() ? std::vector<Job::Next>{leader->Step()}
+                     : leader->StepBatch(others);
+  const absl::Duration busy = clock_->Now() - start;
+  std::vector<Entry> fresh(work.jobs.size());
+  for (size_t i = 0; i < work.jobs.size(); ++i) {
+    if (next[i] != Job::Next::kDone)
+      Refresh(work.jobs[i].second->job.get(), &fresh[i]);
+  }
+  std::vector<Job*> cut_now;
   {
     absl::MutexLock lock(&mu_);
-    ++counters_.steps;
-    entry->running = false;
-    entry->remaining = remaining;
-    entry->optional = optional;
-    if (next == Job::Next::kWait) entry->waiting = !entry->resumed_early;
-    entry->resumed_early = false;
-    if (next == Job::Next::kDone) {
-      ++counters_.done;
-      finished = Erase(id);
-    } else if (stopping_) {
-      ++counters_.cut;
-      cut_now = true;
-      finished = Erase(id);
-    } else if (!entry->waiting) {
-      ready_.Signal();
+    counters_.busy += busy;
+    if (work.jobs.size() > 1) {
+      ++counters_.batches;
+      counters_.batched_jobs += static_cast<int64_t>(work.jobs.size());
+    }
+    for (size_t i = 0; i < work.jobs.size(); ++i) {
+      const auto& [id, entry] = work.jobs[i];
+      ++counters_.steps;
+      entry->running = false;
+      entry->remaining = fresh[i].remaining;
+      entry->mandatory = fresh[i].mandatory;
+      entry->optional = fresh[i].optional;
+      entry->batch_key = std::move(fresh[i].batch_key);
+      entry->step_times = std::move(fresh[i].step_times);
+      if (next[i] == Job::Next::kWait) entry->waiting = !entry->resumed_early;
+      entry->resumed_early = false;
+      if (next[i] == Job::Next::kDone) {
+        ++counters_.done;
+        finished.push_back(Erase(id));
+      } else if (stopping_) {
+        ++counters_.cut;
+        finished.push_back(Erase(id));
+        cut_now.push_back(finished.back().get());
+      } else if (!entry->waiting) {
+        ready_.Signal();
+      }
     }
   }
-  if (cut_now) finished->Cut(absl::UnavailableError("the agent is stopping"));
+  for (Job* job : cut_now)
+    job->Cut(absl::UnavailableError("the agent is stopping"));
 }
 
 bool BlockScheduler::RunOnce() {
-  JobId id = 0;
-  Action action;
-  absl::Status why;
-  Entry* entry;
+  Work work;
   {
     absl::MutexLock lock(&mu_);
-    entry = Pick(clock_->Now(), &id, &action, &why);
-    if (entry == nullptr) return false;
+    if (!Pick(clock_->Now(), &work)) return false;
   }
-  Serve(id, entry, action, why);
+  Serve(work);
   return true;
 }
 
 void BlockScheduler::WorkerLoop() {
   if (options_.thread_init) options_.thread_init();
   while (true) {
-    JobId id = 0;
-    Action action;
-    absl::Status why;
-    Entry* entry = nullptr;
+    Work work;
     {
       absl::MutexLock lock(&mu_);
       // Only Submit, Resume and finished steps make a job ready; a ready job
       // is served at once (late ones are cut), so no timed wake-up is needed.
-      while (!stopping_ &&
-             (entry = Pick(clock_->Now(), &id, &action, &why)) == nullptr) {
+      bool found = false;
+      while (!stopping_ && !(found = Pick(clock_->Now(), &work))) {
         ready_.Wait(&mu_);
       }
-      if (entry == nullptr) return;
+      if (!found) return;
     }
-    Serve(id, entry, action, why);
+    Serve(work);
   }
 }
 

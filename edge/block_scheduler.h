@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,11 +51,13 @@ enum class SchedulingPolicy {
                    // optional: they run only when no mandatory step waits,
                    // and are cut (answering from the exit) when they would
                    // miss.
-  kTandemRt,       // Strict priority across criticality levels, EDF within;
-                   // preempts at block boundaries; a job that would miss is
-                   // cut at once (answered from its best exit when that
-                   // meets its accuracy floor, else refused), so doomed work
-                   // never takes time from jobs that can still make it.
+  kTandemRt,       // Strict priority across criticality levels, EDF within
+                   // (mandatory steps before optional ones); preempts at
+                   // block boundaries; packs same-block jobs; a job whose
+                   // mandatory part cannot finish in time is refused at
+                   // once, and one whose optional rest would miss is cut
+                   // (answered from its best exit), so doomed work never
+                   // takes time from jobs that can still make it.
 };
 
 // "fifo", "edf_request", "fixed_priority", "edf_early_drop", "least_slack",
@@ -79,17 +82,42 @@ class Job {
   };
   virtual ~Job() = default;
 
+  // Submit has accepted the job as `id` (the id Resume takes). Called under
+  // the scheduler's lock before the job can run: store it, nothing more.
+  virtual void OnSubmitted(uint64_t id) { (void)id; }
+
   // Runs one step (one block) on the calling worker.
   virtual Next Step() = 0;
   // The predicted time of the job's remaining steps on this device (profile
   // figures): the scheduler's slack and doom tests use it.
   virtual absl::Duration RemainingWork() const = 0;
+  // The part of RemainingWork before the job can answer acceptably at all
+  // (up to the first exit ahead that meets its floor): tandem_rt refuses a
+  // job only when not even this fits before its deadline.
+  virtual absl::Duration MandatoryWork() const { return RemainingWork(); }
   // True once an exit has produced an answer that meets the job's floor:
   // what is left only improves it (imprecise computation's optional part).
   virtual bool HasAcceptableAnswer() const { return false; }
   // The scheduler ends the job early: answer from the best exit so far when
   // `HasAcceptableAnswer()`, else fail with `why`. Called instead of Step.
   virtual void Cut(const absl::Status& why) = 0;
+
+  // Packing. Ready jobs whose keys are equal and non-empty are at the same
+  // step of the same model, and may run it as one batch.
+  virtual std::string BatchKey() const { return {}; }
+  // The predicted time of the next step run as a batch of `rows` jobs
+  // (`rows` 1: alone); InfiniteDuration for a size the job cannot join.
+  virtual absl::Duration NextStepTime(int rows) const {
+    return rows == 1 ? RemainingWork() : absl::InfiniteDuration();
+  }
+  // Runs the next step of this job and of `others` (same key, all ready) as
+  // one batch; returns what each does next, this job first. The default
+  // steps them one after another.
+  virtual std::vector<Next> StepBatch(const std::vector<Job*>& others) {
+    std::vector<Next> next = {Step()};
+    for (Job* other : others) next.push_back(other->Step());
+    return next;
+  }
 };
 
 class BlockScheduler {
@@ -105,14 +133,21 @@ class BlockScheduler {
     size_t max_jobs = 1024;
     // Runs first on every worker thread (thread-local torch settings).
     std::function<void()> thread_init;
+    // Packing: at most this many jobs per step (1: none). A ready job joins
+    // the step of a more urgent one with its key when the batch's predicted
+    // time (NextStepTime) lets every member still meet its deadline.
+    int max_batch = 1;
   };
 
   struct Counters {
     int64_t submitted = 0;
     int64_t steps = 0;
     int64_t done = 0;
-    int64_t cut = 0;          // Ended by the scheduler (doomed or late).
-    int64_t preemptions = 0;  // A step of another job ran between two of one.
+    int64_t cut = 0;           // Ended by the scheduler (doomed or late).
+    int64_t preemptions = 0;   // A step of another job ran between two of one.
+    int64_t batches = 0;       // Steps that ran more than one job.
+    int64_t batched_jobs = 0;  // Job steps that were part of those.
+    absl::Duration busy;       // Summed over workers: time spent in steps.
   };
 
   explicit BlockScheduler(Options options);
@@ -121,8 +156,8 @@ class BlockScheduler {
   BlockScheduler& operator=(const BlockScheduler&) = delete;
 
   // Takes `job`; its first step becomes ready now. RESOURCE_EXHAUSTED when
-  // `max_jobs` are held, UNAVAILABLE after Shutdown (the job is destroyed
-  // without running).
+  // `max_jobs` are held, UNAVAILABLE after Shutdown: the job is then cut
+  // with that status and destroyed without running.
   absl::StatusOr<JobId> Submit(const JobSpec& spec, std::unique_ptr<Job> job);
 
   // A job whose Step returned kWait is ready again. May be called from any
@@ -156,17 +191,31 @@ class BlockScheduler {
     bool resumed_early = false;  // Resume() came while its step ran.
     bool optional = false;       // Cached HasAcceptableAnswer() after a step.
     absl::Duration remaining;    // Cached RemainingWork() after a step.
+    absl::Duration mandatory;    // Cached MandatoryWork().
+    std::string batch_key;       // Cached BatchKey().
+    // Cached NextStepTime(rows) for rows 1..max_batch.
+    std::vector<absl::Duration> step_times;
   };
   enum class Action { kStep, kCut };
+  // What one worker does next: cut one job, or step one or more.
+  struct Work {
+    Action action = Action::kStep;
+    absl::Status why;                            // Of a cut.
+    std::vector<std::pair<JobId, Entry*>> jobs;  // The first leads a batch.
+  };
 
-  // The ready job to serve next under the policy, and what to do with it;
-  // nullptr when nothing is ready.
-  Entry* Pick(absl::Time now, JobId* id, Action* action, absl::Status* why)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ready job to serve next under the policy, what to do with it, and
+  // the jobs packed with it; false when nothing is ready.
+  bool Pick(absl::Time now, Work* work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to `work` the ready jobs that may share its leader's step.
+  void Pack(absl::Time now, Work* work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `a` goes before `b` under the policy.
   bool Before(const Entry& a, const Entry& b, absl::Time now) const;
-  void Serve(JobId id, Entry* entry, Action action, const absl::Status& why)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  JobId Insert(const JobSpec& spec, std::unique_ptr<Job> job, Entry fresh)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads a job's cached figures (unlocked: they call into the job).
+  void Refresh(Job* job, Entry* cache) const;
+  void Serve(const Work& work) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes a finished or cut job; the caller destroys it unlocked.
   std::unique_ptr<Job> Erase(JobId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WorkerLoop();

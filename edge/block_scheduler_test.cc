@@ -44,6 +44,10 @@ class FakeJob : public Job {
     int exit_after = -1;
     // What the profile predicts per block (0: block_time).
     absl::Duration predicted = absl::ZeroDuration();
+    // Packing: jobs with equal non-empty keys may share a step; a batch of
+    // r rows is predicted (and takes) block_time * (1 + batch_extra * (r-1)).
+    std::string batch_key;
+    double batch_extra = 0.5;
   };
   FakeJob(Spec spec, FakeClock* clock, Log* log)
       : spec_(std::move(spec)), clock_(clock), log_(log) {}
@@ -51,6 +55,9 @@ class FakeJob : public Job {
   Next Step() override {
     if (clock_ != nullptr) clock_->Advance(spec_.block_time);
     log_->Add(absl::StrCat(spec_.name, next_));
+    return Advance();
+  }
+  Next Advance() {
     const int ran = next_++;
     if (next_ == spec_.blocks) return Next::kDone;
     return ran == spec_.wait_after ? Next::kWait : Next::kStep;
@@ -62,6 +69,27 @@ class FakeJob : public Job {
   }
   bool HasAcceptableAnswer() const override {
     return spec_.exit_after >= 0 && next_ > spec_.exit_after;
+  }
+  std::string BatchKey() const override {
+    return spec_.batch_key.empty() ? ""
+                                   : absl::StrCat(spec_.batch_key, "@", next_);
+  }
+  absl::Duration NextStepTime(int rows) const override {
+    return spec_.block_time * (1 + spec_.batch_extra * (rows - 1));
+  }
+  std::vector<Next> StepBatch(const std::vector<Job*>& others) override {
+    std::string names = absl::StrCat(spec_.name, next_);
+    for (Job* other : others) {
+      auto* job = static_cast<FakeJob*>(other);
+      absl::StrAppend(&names, "+", job->spec_.name, job->next_);
+    }
+    if (clock_ != nullptr)
+      clock_->Advance(NextStepTime(static_cast<int>(others.size()) + 1));
+    log_->Add(names);
+    std::vector<Next> next = {Advance()};
+    for (Job* other : others)
+      next.push_back(static_cast<FakeJob*>(other)->Advance());
+    return next;
   }
   void Cut(const absl::Status& why) override {
     log_->Add(absl::StrCat(spec_.name,
@@ -80,11 +108,13 @@ class FakeJob : public Job {
 
 class BlockSchedulerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<BlockScheduler> Make(SchedulingPolicy policy) {
+  std::unique_ptr<BlockScheduler> Make(SchedulingPolicy policy,
+                                       int max_batch = 1) {
     BlockScheduler::Options options;
     options.workers = 0;
     options.policy = policy;
     options.clock = &clock_;
+    options.max_batch = max_batch;
     return std::make_unique<BlockScheduler>(options);
   }
   BlockScheduler::JobId Add(BlockScheduler& s, FakeJob::Spec job,
@@ -291,11 +321,105 @@ TEST_F(BlockSchedulerTest, RefusesBeyondMaxJobsAndAfterShutdown) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(refused.status().message(), HasSubstr("'c'"));
   s.Shutdown();
-  EXPECT_THAT(log_.Get(), ElementsAre(HasSubstr("a:cut UNAVAILABLE"),
+  // The refused job was cut with the refusal (so its request is answered);
+  // the held ones with UNAVAILABLE.
+  EXPECT_THAT(log_.Get(), ElementsAre(HasSubstr("c:cut RESOURCE_EXHAUSTED"),
+                                      HasSubstr("a:cut UNAVAILABLE"),
                                       HasSubstr("b:cut UNAVAILABLE")));
   refused =
       s.Submit(spec, std::make_unique<FakeJob>(Blocks("c", 1), &clock_, &log_));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(log_.Get().back(), HasSubstr("c:cut UNAVAILABLE"));
+}
+
+FakeJob::Spec Batchable(std::string name, int blocks) {
+  FakeJob::Spec spec;
+  spec.name = std::move(name);
+  spec.blocks = blocks;
+  spec.batch_key = "m";
+  return spec;
+}
+
+TEST_F(BlockSchedulerTest, PacksJobsAtTheSameBlock) {
+  auto s = Make(SchedulingPolicy::kTandemRt, /*max_batch=*/4);
+  Add(*s, Batchable("a", 2), 0, absl::Milliseconds(100));
+  Add(*s, Batchable("b", 2), 0, absl::Milliseconds(90));
+  Add(*s, Batchable("c", 2), 0, absl::Milliseconds(80));
+  Drain(*s);
+  // The most urgent leads; both blocks run as one batch of three.
+  EXPECT_THAT(log_.Get(), ElementsAre("c0+b0+a0", "c1+b1+a1"));
+  EXPECT_EQ(s->counters().batches, 2);
+  EXPECT_EQ(s->counters().batched_jobs, 6);
+  EXPECT_EQ(s->counters().steps, 6);
+}
+
+TEST_F(BlockSchedulerTest, PacksOnlyWhatEveryDeadlineAllows) {
+  auto s = Make(SchedulingPolicy::kTandemRt, /*max_batch=*/4);
+  // Alone, a's block takes 1 ms of its 1.4 ms; a batch of two takes 1.5.
+  Add(*s, Batchable("a", 1), 0, absl::Microseconds(1400));
+  Add(*s, Batchable("b", 1), 0, absl::Milliseconds(50));
+  Add(*s, Batchable("c", 1), 0, absl::Milliseconds(50));
+  Drain(*s);
+  EXPECT_THAT(log_.Get(), ElementsAre("a0", "b0+c0"));
+}
+
+TEST_F(BlockSchedulerTest, PacksOnlyTheSameKeyAndNeverBeyondMaxBatch) {
+  auto s = Make(SchedulingPolicy::kTandemRt, /*max_batch=*/2);
+  Add(*s, Batchable("a", 1), 0, absl::Milliseconds(10));
+  Add(*s, Batchable("b", 1), 0, absl::Milliseconds(20));
+  Add(*s, Batchable("c", 1), 0, absl::Milliseconds(30));
+  Add(*s, Blocks("other", 1), 0, absl::Milliseconds(15));
+  Drain(*s);
+  EXPECT_THAT(log_.Get(), ElementsAre("a0+b0", "other0", "c0"));
+}
+
+TEST_F(BlockSchedulerTest, WithoutPackingEveryJobStepsAlone) {
+  auto s = Make(SchedulingPolicy::kEdfEarlyDrop, /*max_batch=*/1);
+  Add(*s, Batchable("a", 1), 0, absl::Milliseconds(10));
+  Add(*s, Batchable("b", 1), 0, absl::Milliseconds(20));
+  Drain(*s);
+  EXPECT_THAT(log_.Get(), ElementsAre("a0", "b0"));
+  EXPECT_EQ(s->counters().batches, 0);
+}
+
+TEST_F(BlockSchedulerTest, TandemRtKeepsAJobWhoseMandatoryPartFits) {
+  // 5 blocks of 1 ms, 3 ms to the deadline, but block 0's exit would answer
+  // acceptably: tandem_rt runs it and answers from the exit; edf_early_drop
+  // (judging the whole rest) drops it at once.
+  class Early : public FakeJob {
+   public:
+    using FakeJob::FakeJob;
+    absl::Duration MandatoryWork() const override {
+      return HasAcceptableAnswer() ? absl::ZeroDuration()
+                                   : absl::Milliseconds(1);
+    }
+  };
+  for (SchedulingPolicy policy :
+       {SchedulingPolicy::kTandemRt, SchedulingPolicy::kEdfEarlyDrop}) {
+    SCOPED_TRACE(SchedulingPolicyName(policy));
+    log_.events.clear();
+    auto s = Make(policy);
+    FakeJob::Spec spec = Blocks("j", 5);
+    spec.exit_after = 0;
+    JobSpec job;
+    job.task = "j";
+    job.deadline = clock_.Now() + absl::Milliseconds(3);
+    ASSERT_TRUE(
+        s->Submit(job, std::make_unique<Early>(spec, &clock_, &log_)).ok());
+    Drain(*s);
+    if (policy == SchedulingPolicy::kTandemRt) {
+      EXPECT_THAT(log_.Get(), ElementsAre("j0", "j:answer"));
+    } else {
+      EXPECT_THAT(log_.Get(), ElementsAre("j:cut"));
+    }
+  }
+}
+
+TEST_F(BlockSchedulerTest, BusyTimeCountsSteps) {
+  auto s = Make(SchedulingPolicy::kTandemRt);
+  Add(*s, Blocks("a", 3), 0, absl::Seconds(1));
+  Drain(*s);
+  EXPECT_EQ(s->counters().busy, absl::Milliseconds(3));
 }
 
 // A job on the real clock that counts its steps.

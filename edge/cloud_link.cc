@@ -1,6 +1,7 @@
 #include "edge/cloud_link.h"
 
 #include <limits>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "common/grpc_status.h"
@@ -38,6 +39,32 @@ class GrpcCloudLink : public CloudLink {
         deadline, [&](auto* context, auto* response) {
           return stub_->Continue(context, request, response);
         });
+  }
+
+  void ContinueAsync(tandem::v1::ContinueRequest request, absl::Time deadline,
+                     ContinueCallback done) override {
+    // The call's state lives until gRPC's callback, which may outlive the
+    // caller's frame.
+    struct Call {
+      grpc::ClientContext context;
+      tandem::v1::ContinueRequest request;
+      tandem::v1::ContinueResponse response;
+      ContinueCallback done;
+    };
+    auto* call = new Call;
+    if (deadline != absl::InfiniteFuture())
+      call->context.set_deadline(absl::ToChronoTime(deadline));
+    call->request = std::move(request);
+    call->done = std::move(done);
+    stub_->async()->Continue(&call->context, &call->request, &call->response,
+                             [call](grpc::Status status) {
+                               std::unique_ptr<Call> owned(call);
+                               if (status.ok()) {
+                                 owned->done(std::move(owned->response));
+                               } else {
+                                 owned->done(FromGrpcStatus(status));
+                               }
+                             });
   }
 
   absl::StatusOr<tandem::v1::ProbeResponse> Probe(

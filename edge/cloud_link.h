@@ -6,6 +6,7 @@
 #ifndef TANDEM_EDGE_CLOUD_LINK_H_
 #define TANDEM_EDGE_CLOUD_LINK_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,9 +35,22 @@ class CloudLink {
                                            const Options& options);
   virtual ~CloudLink() = default;
 
+  using ContinueCallback =
+      std::function<void(absl::StatusOr<tandem::v1::ContinueResponse>)>;
+
   // One Continue call that must be answered by `deadline`.
   virtual absl::StatusOr<tandem::v1::ContinueResponse> Continue(
       const tandem::v1::ContinueRequest& request, absl::Time deadline) = 0;
+  // The same without holding the calling thread: `done` runs exactly once,
+  // on some other thread (or on this one, before returning, when the call
+  // fails at once), with the answer or the failure; the deadline is its
+  // guard. The agent's block scheduler offloads with this, so a worker runs
+  // other jobs while a tensor is in flight. The default calls Continue
+  // synchronously (for links that answer at once).
+  virtual void ContinueAsync(tandem::v1::ContinueRequest request,
+                             absl::Time deadline, ContinueCallback done) {
+    done(Continue(request, deadline));
+  }
   virtual absl::StatusOr<tandem::v1::ProbeResponse> Probe(
       const tandem::v1::ProbeRequest& request, absl::Time deadline) = 0;
   virtual absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(

@@ -3,8 +3,16 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -23,11 +31,6 @@ using tandem::v1::ContinueResponse;
 using tandem::v1::InferRequest;
 using tandem::v1::InferResponse;
 
-// Time kept back from the cloud call for the answer to travel home.
-constexpr absl::Duration kReplyMargin = absl::Milliseconds(2);
-
-int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
-
 // Whether the request's (only) input takes no more bytes than `encoding`
 // would give it (RAW meaning FP32): then forwarding it as sent is best.
 bool AsCompactAs(const InferRequest& request, tandem::v1::Encoding encoding) {
@@ -40,43 +43,133 @@ bool AsCompactAs(const InferRequest& request, tandem::v1::Encoding encoding) {
          elements * per_element;
 }
 
-}  // namespace
+// "cpu", "cuda" or "cuda:N"; a CUDA device this LibTorch cannot use is
+// refused here, before any model loads.
+absl::Status CheckDevice(const std::string& device) {
+  if (device.empty() || device == "cpu") return absl::OkStatus();
+  int index = 0;
+  if (device != "cuda" &&
+      !(absl::StartsWith(device, "cuda:") &&
+        absl::SimpleAtoi(device.substr(5), &index) && index >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", device, "' is none of cpu, cuda, cuda:N"));
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device,
+        "': this LibTorch has no CUDA support or sees no GPU (use \"cpu\")"));
+  }
+  if (index >= static_cast<int>(torch::cuda::device_count())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", device, "': only ",
+                     torch::cuda::device_count(), " CUDA devices are visible"));
+  }
+  return absl::OkStatus();
+}
 
-struct EdgeAgent::Route {
-  int split = 0;
-  ExitThresholds thresholds;
-  tandem::v1::Encoding encoding = tandem::v1::ENCODING_RAW;
-  tandem::v1::Compression compression = tandem::v1::COMPRESSION_NONE;
-  // The input travels exactly as the application sent it (k = 0, no forced
-  // encoding): no decode-encode round, and 8-bit pixels stay 8-bit.
-  bool forward_input = false;
-  std::string fallback_reason;  // Set when the route had to change.
-  // Adaptive routes: the plan they follow, and how long the offload may take
-  // before the link is deemed to have fallen (then the edge finishes).
-  std::shared_ptr<const tandem::v1::Plan> plan;
-  absl::Duration offload_bound = absl::InfiniteDuration();
-};
+// Scaling level 1: at every early exit the lowest calibrated threshold
+// whose exited samples still reach `floor` (below the calibrated threshold
+// if need be); exits whose calibration never reaches it are left out.
+ExitThresholds ThresholdsAtFloor(const tandem::v1::ModelConfig& config,
+                                 float floor) {
+  ExitThresholds out;
+  for (const tandem::v1::ExitConfig& exit : config.exits()) {
+    if (exit.block() == config.num_blocks() - 1) continue;  // The final one.
+    std::optional<float> lowest;
+    for (const tandem::v1::CalibrationPoint& point : exit.calibration()) {
+      if (point.exit_rate() > 0 && point.accuracy() + 1e-6 >= floor &&
+          (!lowest.has_value() || point.threshold() < *lowest)) {
+        lowest = point.threshold();
+      }
+    }
+    if (lowest.has_value()) out[exit.block()] = *lowest;
+  }
+  return out;
+}
+
+// Scaling level 3: the earliest early exit whose own test accuracy meets
+// `floor` (untrained models: any, at floor 0); -1 when none does.
+int ForcedExit(const ProgressiveModel& model, float floor) {
+  for (int block : model.exit_blocks()) {
+    if (block == model.num_blocks() - 1) break;
+    for (const tandem::v1::ExitConfig& exit : model.config().exits()) {
+      if (exit.block() == block && exit.test_accuracy() + 1e-6 >= floor)
+        return block;
+    }
+  }
+  return -1;
+}
+
+// The validation share of all samples that leave at `exit` with
+// `threshold`: the calibration point nearest to it.
+double ExitRate(const tandem::v1::ExitConfig& exit, float threshold) {
+  if (threshold == exit.threshold()) return exit.exit_rate();
+  double rate = 0, nearest = 2;
+  for (const tandem::v1::CalibrationPoint& point : exit.calibration()) {
+    const double distance = std::abs(point.threshold() - threshold);
+    if (distance < nearest) {
+      nearest = distance;
+      rate = point.exit_rate();
+    }
+  }
+  return rate;
+}
+
+// Mean edge time of an edge-only job with `thresholds`: each block weighed
+// by the share of samples that reach it (untrained models: all do).
+absl::Duration ExpectedWork(
+    const ProgressiveModel& model, const ExitThresholds& thresholds,
+    const std::function<absl::Duration(int)>& block_time) {
+  double reach = 1;
+  absl::Duration work;
+  for (int b = 0; b < model.num_blocks(); ++b) {
+    work += reach * block_time(b);
+    const auto threshold = thresholds.find(b);
+    if (threshold == thresholds.end()) continue;
+    for (const tandem::v1::ExitConfig& exit : model.config().exits()) {
+      if (exit.block() == b) reach -= ExitRate(exit, threshold->second);
+    }
+    reach = std::max(0.0, reach);
+  }
+  return work;
+}
+
+}  // namespace
 
 tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
   if (config.listen_size() == 0)
     config.add_listen("unix:/run/tandem/edge.sock");
   FillDaemonDefaults(&config);
   if (config.cloud_timeout_ms() <= 0) config.set_cloud_timeout_ms(2000);
+  if (config.device().empty()) config.set_device("cpu");
   return config;
 }
 
 absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
-    tandem::v1::EdgeConfig config) {
+    tandem::v1::EdgeConfig config, Clock* clock,
+    std::unique_ptr<CloudLink> cloud) {
   config = WithEdgeDefaults(std::move(config));
   if (config.model_repository().empty()) {
     return absl::InvalidArgumentError("model_repository is not set");
   }
-  std::unique_ptr<EdgeAgent> agent(new EdgeAgent());
+  std::unique_ptr<EdgeAgent> agent(
+      new EdgeAgent(clock != nullptr ? clock : RealClock()));
   agent->config_ = config;
+  if (!config.scheduling_policy().empty()) {
+    ASSIGN_OR_RETURN(agent->policy_,
+                     ParseSchedulingPolicy(config.scheduling_policy()));
+  }
+  if (!config.admission().empty() && config.admission() != "enforce" &&
+      config.admission() != "log") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admission '", config.admission(), "' is neither enforce nor log"));
+  }
+  RETURN_IF_ERROR(CheckDevice(config.device()));
   agent->limits_.max_tensor_bytes = config.limits().max_tensor_bytes();
   at::set_num_threads(config.intra_op_threads());
   ModelLoadOptions load_options;
   load_options.warmup_runs = config.warmup_runs();
+  load_options.device = config.device();
   if (config.emulated_slowdown() > 1) {
     load_options.emulated_slowdown = config.emulated_slowdown();
     TANDEM_LOG(WARNING) << "emulating a device " << config.emulated_slowdown()
@@ -85,26 +178,73 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
   ASSIGN_OR_RETURN(
       agent->repository_,
       ModelRepository::Load(config.model_repository(), load_options));
-  RETURN_IF_ERROR(agent->Reload(config));
-  if (!config.cloud().empty()) {
+  RETURN_IF_ERROR(agent->ValidatePolicies(config));
+  if (cloud != nullptr) {
+    agent->cloud_ = std::move(cloud);
+  } else if (!config.cloud().empty()) {
     CloudLink::Options link_options;
     link_options.max_message_bytes = config.limits().max_message_bytes();
     agent->cloud_ = CloudLink::Create(config.cloud(), link_options);
   }
   ASSIGN_OR_RETURN(agent->keeper_,
                    PlanKeeper::Create(config, agent->repository_.get(),
-                                      agent->cloud_.get(), RealClock()));
+                                      agent->cloud_.get(), agent->clock_));
+  RETURN_IF_ERROR(agent->Reload(config));
   {
     absl::MutexLock lock(&agent->meter_mu_);
-    agent->meter_ = DetectEnergyMeter("/sys", RealClock());
+    agent->meter_ = DetectEnergyMeter("/sys", agent->clock_);
     TANDEM_LOG(INFO) << "energy: "
                      << (agent->meter_ != nullptr
                              ? "measured with " + agent->meter_->name()
                              : std::string("modelled (no power meter found)"));
   }
+
+  EdgeAgent* self = agent.get();
+  agent->services_.keeper = agent->keeper_.get();
+  agent->services_.cloud = agent->cloud_.get();
+  agent->services_.step_times = &agent->step_times_;
+  agent->services_.clock = agent->clock_;
+  agent->services_.cloud_timeout =
+      absl::Milliseconds(config.cloud_timeout_ms());
+  agent->services_.set_energy = [self](std::optional<double> meter_start,
+                                       InferResponse* response) {
+    self->SetEnergy(meter_start, response);
+  };
+  agent->services_.in_flight = [self](int delta) {
+    absl::MutexLock lock(&self->flight_mu_);
+    self->in_flight_ += delta;
+  };
+  BlockScheduler::Options scheduler_options;
+  scheduler_options.workers = config.worker_threads();
+  scheduler_options.policy = agent->policy_;
+  scheduler_options.clock = agent->clock_;
+  scheduler_options.max_jobs = static_cast<size_t>(config.max_queue_size());
+  // Packing is tandem_rt's: the baselines run one job per step.
+  scheduler_options.max_batch =
+      agent->policy_ == SchedulingPolicy::kTandemRt
+          ? (config.max_batch() > 0 ? config.max_batch() : 8)
+          : 1;
+  const int intra_op = config.intra_op_threads();
+  scheduler_options.thread_init = [intra_op] { at::set_num_threads(intra_op); };
+  agent->scheduler_ =
+      std::make_unique<BlockScheduler>(std::move(scheduler_options));
+  agent->services_.scheduler = agent->scheduler_.get();
+  TANDEM_LOG(INFO) << "scheduler: " << SchedulingPolicyName(agent->policy_)
+                   << ", " << config.worker_threads() << " workers on "
+                   << (config.device().empty() ? "cpu" : config.device());
   return agent;
 }
 
+EdgeAgent::~EdgeAgent() { Shutdown(); }
+
+void EdgeAgent::Shutdown() {
+  if (scheduler_ != nullptr) scheduler_->Shutdown();
+  // Offload callbacks resume jobs through the scheduler: wait for them (each
+  // is bounded by its deadline).
+  absl::MutexLock lock(&flight_mu_);
+  flight_mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &in_flight_));
+}
 absl::Status EdgeAgent::ValidatePolicies(
     const tandem::v1::EdgeConfig& config) const {
   for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
@@ -136,15 +276,164 @@ absl::Status EdgeAgent::ValidatePolicies(
 absl::Status EdgeAgent::Reload(const tandem::v1::EdgeConfig& config) {
   RETURN_IF_ERROR(Annotate(ValidatePolicies(config),
                            "config rejected, keeping the old one"));
+  absl::StatusOr<TaskSet> tasks = BuildTasks(config);
+  if (!tasks.ok()) {
+    return Annotate(tasks.status(), "config rejected, keeping the old one");
+  }
   std::map<std::string, tandem::v1::EdgeModelPolicy> policies;
   for (const tandem::v1::EdgeModelPolicy& policy : config.models()) {
     policies[policy.model_name()] = policy;
   }
   absl::MutexLock lock(&mu_);
   policies_ = std::move(policies);
+  task_set_ = std::make_shared<const TaskSet>(*std::move(tasks));
   return absl::OkStatus();
 }
 
+absl::StatusOr<EdgeAgent::TaskSet> EdgeAgent::BuildTasks(
+    const tandem::v1::EdgeConfig& config) const {
+  TaskSet set;
+  std::vector<RtTask> admitted;
+  std::vector<ScalerTask> scaled;
+  for (const tandem::v1::TaskConfig& task : config.tasks()) {
+    const std::string where = absl::StrCat("task '", task.name(), "'");
+    if (task.name().empty())
+      return absl::InvalidArgumentError("a task has no name");
+    if (set.tasks.count(task.name()) > 0)
+      return absl::InvalidArgumentError(where + " is declared twice");
+    absl::StatusOr<const ProgressiveModel*> found =
+        repository_->Get(task.model());
+    if (!found.ok()) return Annotate(found.status(), where);
+    const ProgressiveModel& model = **found;
+    if (!(task.period_ms() > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": period_ms ", task.period_ms(), " must be > 0"));
+    }
+    const double deadline_ms =
+        task.deadline_ms() != 0 ? task.deadline_ms() : task.period_ms();
+    if (!(deadline_ms > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": deadline_ms ", task.deadline_ms(), " must be > 0"));
+    }
+    if (!(task.min_accuracy() >= 0 && task.min_accuracy() <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": min_accuracy ", task.min_accuracy(), " is outside [0, 1]"));
+    }
+    const double best = BestReachableAccuracy(model.config());
+    if (task.min_accuracy() > best + 1e-6) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: min_accuracy %.4f is above what any plan of '%s' reaches "
+          "(best %.4f)",
+          where, task.min_accuracy(), model.name(), best));
+    }
+    TaskState state;
+    state.config = task;
+    state.config.set_deadline_ms(deadline_ms);
+    state.floor = task.min_accuracy();
+    state.floor_thresholds = ThresholdsAtFloor(model.config(), state.floor);
+    state.forced_exit = ForcedExit(model, state.floor);
+
+    // What each level costs the edge per job, from the live profile.
+    const int n = model.num_blocks();
+    auto block_time = [&](int b) {
+      return keeper_->EstimateLocal(model, b, b + 1);
+    };
+    const ExitThresholds base =
+        ChooseExitThresholds(model.config(), state.floor);
+    ScalerTask scaler_task;
+    scaler_task.name = task.name();
+    scaler_task.criticality = task.criticality();
+    scaler_task.work = {ExpectedWork(model, base, block_time)};
+    const absl::Duration at_floor =
+        ExpectedWork(model, state.floor_thresholds, block_time);
+    if (state.floor_thresholds != base && at_floor < scaler_task.work[0]) {
+      scaler_task.levels.push_back(1);
+      scaler_task.work.push_back(at_floor);
+    }
+    if (cloud_ != nullptr) {
+      scaler_task.levels.push_back(2);  // The edge only sends.
+      scaler_task.work.push_back(absl::ZeroDuration());
+    } else if (state.forced_exit >= 0) {
+      scaler_task.levels.push_back(3);
+      scaler_task.work.push_back(
+          keeper_->EstimateLocal(model, 0, state.forced_exit + 1));
+    }
+    scaled.push_back(scaler_task);
+
+    // Admission holds the edge to its deadlines on its own (the cloud may
+    // fail): the cheapest setting whose cost is certain is the forced exit,
+    // else the full pass.
+    RtTask rt;
+    rt.name = task.name();
+    rt.period = absl::Milliseconds(task.period_ms());
+    rt.deadline = absl::Milliseconds(deadline_ms);
+    rt.criticality = task.criticality();
+    rt.full_work = keeper_->EstimateLocal(model, 0, n);
+    rt.cheapest_work =
+        state.forced_exit >= 0
+            ? keeper_->EstimateLocal(model, 0, state.forced_exit + 1)
+            : rt.full_work;
+    admitted.push_back(rt);
+    set.tasks.emplace(task.name(), std::move(state));
+  }
+  if (admitted.empty()) return set;
+  const int workers = std::max(1, config_.worker_threads());
+  AdmissionResult verdict = AdmitTasks(admitted, workers);
+  set.admission = verdict.explanation;
+  if (!verdict.status.ok()) {
+    if (config.admission() != "log") {
+      return absl::Status(
+          verdict.status.code(),
+          absl::StrCat(verdict.status.message(), "\n", verdict.explanation));
+    }
+    TANDEM_LOG(WARNING) << "admission (logged, not enforced): "
+                        << verdict.status.message();
+  }
+  TANDEM_LOG(INFO) << "admission:\n" << verdict.explanation;
+  ModelScaler::Options options;
+  const tandem::v1::RtScalingConfig& scaling = config.scaling();
+  options.enabled =
+      !scaling.disabled() && policy_ == SchedulingPolicy::kTandemRt;
+  if (scaling.window_ms() > 0)
+    options.window = absl::Milliseconds(scaling.window_ms());
+  if (scaling.degrade_utilization() > 0)
+    options.degrade_utilization = scaling.degrade_utilization();
+  if (scaling.restore_utilization() > 0)
+    options.restore_utilization = scaling.restore_utilization();
+  if (scaling.restore_windows() > 0)
+    options.restore_windows = scaling.restore_windows();
+  options.workers = workers;
+  set.scaler =
+      std::make_shared<ModelScaler>(std::move(scaled), options, clock_);
+  return set;
+}
+
+void EdgeAgent::ApplyScaling(int level, const ProgressiveModel& model,
+                             const TaskState& task, bool encoding_forced,
+                             Route* route) const {
+  route->scaling_level = level;
+  if (level >= 1 && !task.floor_thresholds.empty()) {
+    route->thresholds = task.floor_thresholds;
+    route->plan = nullptr;
+  }
+  ExitThresholds forced;
+  if (task.forced_exit >= 0) forced[task.forced_exit] = 0.0f;
+  if (level == 2 && cloud_ != nullptr) {
+    // Everything to the cloud; should it fail, the forced exit here.
+    route->split = 0;
+    route->forward_input =
+        !encoding_forced && route->compression == tandem::v1::COMPRESSION_NONE;
+    route->offload_bound = absl::InfiniteDuration();
+    if (!forced.empty()) {
+      route->fallback_thresholds = forced;
+      route->local_reserve =
+          keeper_->EstimateLocal(model, 0, task.forced_exit + 1);
+    }
+  } else if (level == 3 && !forced.empty()) {
+    route->split = model.num_blocks();
+    route->thresholds = forced;
+  }
+}
 tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(
     const std::string& model) const {
   absl::MutexLock lock(&mu_);
@@ -156,9 +445,10 @@ tandem::v1::EdgeModelPolicy EdgeAgent::PolicyFor(
   return policy;
 }
 
-absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
-    const ProgressiveModel& model, const InferRequest& request,
-    absl::Duration time_left) const {
+absl::StatusOr<Route> EdgeAgent::RouteFor(const ProgressiveModel& model,
+                                          const InferRequest& request,
+                                          float min_accuracy,
+                                          absl::Duration time_left) const {
   const int n = model.num_blocks();
   const tandem::v1::EdgeModelPolicy policy = PolicyFor(model.name());
   Route route;
@@ -171,7 +461,7 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
   if (adaptive) {
     PlanKeeper::Sla sla;
     sla.deadline = time_left;
-    sla.min_accuracy = request.min_accuracy();
+    sla.min_accuracy = min_accuracy;
     absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> plan =
         keeper_->PlanFor(model, policy, sla);
     if (!plan.ok() && request.allow_partial()) {
@@ -212,8 +502,8 @@ absl::StatusOr<EdgeAgent::Route> EdgeAgent::RouteFor(
   if (request.disable_early_exits()) {
     route.thresholds.clear();
   } else if (!adaptive) {
-    for (const auto& [block, threshold] : ChooseExitThresholds(
-             model.config(), request.min_accuracy(), overrides)) {
+    for (const auto& [block, threshold] :
+         ChooseExitThresholds(model.config(), min_accuracy, overrides)) {
       route.thresholds[block] = threshold;
     }
   }
@@ -245,12 +535,31 @@ void EdgeAgent::SetEnergy(std::optional<double> meter_start,
   response->set_energy_measured(false);
 }
 
-absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
-                                               absl::Time received,
-                                               absl::Time deadline) {
-  Clock* clock = RealClock();
-  const absl::Time start = clock->Now();
-  if (start >= deadline) {
+absl::StatusOr<std::unique_ptr<InferJob>> EdgeAgent::Prepare(
+    const InferRequest& request, absl::Time received, absl::Time* deadline,
+    JobSpec* spec, InferCallback* done) {
+  const absl::Time start = clock_->Now();
+  std::shared_ptr<const TaskSet> tasks;
+  {
+    absl::MutexLock lock(&mu_);
+    tasks = task_set_;
+  }
+  const TaskState* task = nullptr;
+  if (!request.task().empty()) {
+    const auto it = tasks->tasks.find(request.task());
+    if (it == tasks->tasks.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, state] : tasks->tasks) names.push_back(name);
+      return absl::NotFoundError(absl::StrCat(
+          "unknown task '", request.task(), "' (the agent runs ",
+          names.empty() ? "no tasks" : absl::StrJoin(names, ", "), ")"));
+    }
+    task = &it->second;
+    if (*deadline == absl::InfiniteFuture()) {
+      *deadline = received + absl::Milliseconds(task->config.deadline_ms());
+    }
+  }
+  if (start >= *deadline) {
     return absl::DeadlineExceededError(
         "deadline passed while queued on the edge");
   }
@@ -258,13 +567,21 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
   ASSIGN_OR_RETURN(
       const ProgressiveModel* model,
       repository_->Get(request.model_name(), request.model_version()));
+  if (task != nullptr && task->config.model() != model->name()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task '", request.task(), "' runs model '",
+                     task->config.model(), "', not '", model->name(), "'"));
+  }
   RETURN_IF_ERROR(CheckInferRequest(request, model->config()));
+  const float min_accuracy = request.min_accuracy() > 0 || task == nullptr
+                                 ? request.min_accuracy()
+                                 : task->floor;
   const double best_accuracy = BestReachableAccuracy(model->config());
-  if (request.min_accuracy() > best_accuracy + 1e-6) {
+  if (min_accuracy > best_accuracy + 1e-6) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "min_accuracy %.4f is above what any plan of '%s' reaches (best "
         "%.4f%s)",
-        request.min_accuracy(), model->name(), best_accuracy,
+        min_accuracy, model->name(), best_accuracy,
         model->config().trained() ? "" : ": the model is untrained"));
   }
   ASSIGN_OR_RETURN(
@@ -275,144 +592,86 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
     return absl::InvalidArgumentError(
         "one sample per request (the agent batches requests)");
   }
-  ASSIGN_OR_RETURN(Route route, RouteFor(*model, request, deadline - start));
-  const int n = model->num_blocks();
-
-  InferResponse response;
-  response.set_model_name(model->name());
-  response.set_model_version(model->version());
-  response.set_id(request.id());
-  response.set_split_point(route.split);
-  response.set_fallback_reason(route.fallback_reason);
-  tandem::v1::Timings* timings = response.mutable_timings();
-  timings->set_edge_queue_us(Micros(start - received));
-  const int top_k = EffectiveTopK(request.top_k());
-  auto answer = [&](const ExitEvaluation& exit, int exit_block,
-                    tandem::v1::Site site) -> absl::StatusOr<InferResponse> {
-    TopK(exit, 0, top_k, model->config(), response.mutable_top_k());
-    response.set_exit_block(exit_block);
-    response.set_confidence(exit.confidence[0]);
-    response.set_answered_by(site);
-    timings->set_total_us(Micros(clock->Now() - received));
-    SetEnergy(meter_start, &response);
-    return response;
-  };
-
-  ASSIGN_OR_RETURN(BlockRun head,
-                   RunBlocksWithExits(*model, input, 0, route.split,
-                                      route.thresholds, deadline));
-  keeper_->OnLocalBlocks(*model, 0, head.block_times);
-  timings->set_edge_compute_us(Micros(head.compute_time));
-  if (head.exited) {
-    ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(head));
-    return answer(*exit, head.exit_block, tandem::v1::SITE_EDGE);
+  int level = 0;
+  ModelScaler* scaler = task != nullptr ? tasks->scaler.get() : nullptr;
+  if (scaler != nullptr) {
+    scaler->Tick(scheduler_->counters().busy);
+    scaler->OnRelease(request.task());
+    level = scaler->Level(request.task());
+  }
+  ASSIGN_OR_RETURN(Route route,
+                   RouteFor(*model, request, min_accuracy, *deadline - start));
+  // Forced settings (experiments) are left as asked.
+  if (level > 0 && !request.has_split_point() &&
+      !request.disable_early_exits()) {
+    ApplyScaling(level, *model, *task, request.has_encoding(), &route);
   }
 
-  // Offload blocks [split, n).
-  ContinueRequest offload;
-  offload.set_model_name(model->name());
-  offload.set_model_version(model->version());
-  offload.set_id(request.id());
-  offload.set_start_block(route.split);
-  offload.set_top_k(top_k);
-  for (const auto& [block, threshold] : route.thresholds) {
-    if (block >= route.split)
-      (*offload.mutable_exit_thresholds())[block] = threshold;
+  spec->task = task != nullptr ? request.task() : model->name();
+  spec->criticality = request.has_criticality() ? request.criticality()
+                      : task != nullptr         ? task->config.criticality()
+                                                : 0;
+  spec->deadline = *deadline;
+  if (scaler != nullptr) {
+    // The scaler learns of every miss of its tasks.
+    std::shared_ptr<ModelScaler> held = tasks->scaler;
+    *done = [held, name = request.task(), due = *deadline, clock = clock_,
+             next = std::move(*done)](absl::StatusOr<InferResponse> result) {
+      held->OnOutcome(name, !result.ok() || clock->Now() > due);
+      next(std::move(result));
+    };
   }
-  const absl::Time encode_start = clock->Now();
-  if (route.forward_input) {
-    *offload.add_inputs() = request.inputs(0);
-    *offload.add_raw_input_contents() = request.raw_input_contents(0);
-  } else {
-    EncodeOptions encode;
-    encode.encoding = route.encoding;
-    encode.compression = route.compression;
-    encode.name = absl::StrCat("block_", route.split, "_input");
-    const absl::Status encoded =
-        EncodeTensor(head.output, encode, offload.add_inputs(),
-                     offload.add_raw_input_contents());
-    if (!encoded.ok()) {
-      // The tensor is the model's own activation: a fault of the model (an
-      // overflow), not of the request.
-      return absl::InternalError(absl::StrCat(
-          "model '", model->name(), "': the output of block ", route.split - 1,
-          " cannot be offloaded: ", encoded.message()));
-    }
-  }
-  timings->set_encode_us(Micros(clock->Now() - encode_start));
-  response.set_bytes_sent(
-      static_cast<int64_t>(offload.raw_input_contents(0).size()));
-
-  // Keep back enough of the deadline to finish locally should the cloud fail.
-  const absl::Time now = clock->Now();
-  absl::Time cloud_deadline =
-      deadline == absl::InfiniteFuture()
-          ? now + absl::Milliseconds(config_.cloud_timeout_ms())
-          : deadline - keeper_->EstimateLocal(*model, route.split, n) -
-                kReplyMargin;
-  // A transfer far past its prediction means the link fell: do not let it
-  // hold the request hostage.
-  cloud_deadline = std::min(cloud_deadline, now + route.offload_bound);
-  absl::Status cloud_status;
-  if (cloud_deadline <= now) {
-    cloud_status = absl::DeadlineExceededError(
-        "the deadline leaves no time for the cloud");
-  } else {
-    offload.set_deadline_remaining_us(Micros(cloud_deadline - now));
-    absl::StatusOr<ContinueResponse> cloud =
-        cloud_->Continue(offload, cloud_deadline);
-    const absl::Duration round_trip = clock->Now() - now;
-    if (cloud.ok()) {
-      keeper_->OnTransfer(response.bytes_sent(),
-                          round_trip - absl::Microseconds(cloud->queue_us() +
-                                                          cloud->compute_us()),
-                          /*completed=*/true);
-      *response.mutable_top_k() = cloud->top_k();
-      response.set_exit_block(cloud->exit_block());
-      response.set_confidence(cloud->confidence());
-      response.set_answered_by(tandem::v1::SITE_CLOUD);
-      timings->set_cloud_queue_us(cloud->queue_us());
-      timings->set_cloud_compute_us(cloud->compute_us());
-      timings->set_transfer_us(std::max<int64_t>(
-          0, Micros(round_trip) - cloud->queue_us() - cloud->compute_us()));
-      timings->set_total_us(Micros(clock->Now() - received));
-      SetEnergy(meter_start, &response);
-      return response;
-    }
-    cloud_status = cloud.status();
-    timings->set_transfer_us(Micros(round_trip));
-    if (cloud_status.code() == absl::StatusCode::kDeadlineExceeded) {
-      keeper_->OnTransfer(response.bytes_sent(), round_trip,
-                          /*completed=*/false);
-    }
-  }
-
-  // The cloud failed: finish here, or answer with what we have.
-  std::string reason =
-      absl::StrCat("cloud ", absl::StatusCodeToString(cloud_status.code()),
-                   ": ", cloud_status.message());
-  const bool no_time_left =
-      deadline != absl::InfiniteFuture() &&
-      clock->Now() + keeper_->EstimateLocal(*model, route.split, n) > deadline;
-  if (request.allow_partial() && no_time_left) {
-    if (absl::StatusOr<const ExitEvaluation*> best = BestExitSoFar(head);
-        best.ok()) {
-      response.set_fallback_reason(reason +
-                                   "; answered by the best exit so far");
-      return answer(**best, head.best_block, tandem::v1::SITE_EDGE);
-    }
-  }
-  response.set_fallback_reason(reason + "; finished on the edge");
-  ASSIGN_OR_RETURN(BlockRun tail,
-                   RunBlocksWithExits(*model, head.output, route.split, n,
-                                      route.thresholds, deadline));
-  keeper_->OnLocalBlocks(*model, route.split, tail.block_times);
-  timings->set_edge_compute_us(timings->edge_compute_us() +
-                               Micros(tail.compute_time));
-  ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(tail));
-  return answer(*exit, tail.exit_block, tandem::v1::SITE_EDGE);
+  InferJob::Params params;
+  params.model = model;
+  params.request = &request;
+  params.input = std::move(input);
+  params.route = std::move(route);
+  params.task = request.task();
+  params.min_accuracy = min_accuracy;
+  params.received = received;
+  params.deadline = *deadline;
+  params.meter_start = meter_start;
+  return std::make_unique<InferJob>(&services_, std::move(params),
+                                    std::move(*done));
 }
 
+void EdgeAgent::InferAsync(const InferRequest& request, absl::Time received,
+                           absl::Time deadline, InferCallback done) {
+  JobSpec spec;
+  absl::StatusOr<std::unique_ptr<InferJob>> job =
+      Prepare(request, received, &deadline, &spec, &done);
+  if (!job.ok()) {
+    done(job.status());
+    return;
+  }
+  // A refused job is cut with the refusal, which answers the request.
+  (void)scheduler_->Submit(spec, *std::move(job));
+}
+
+absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
+                                               absl::Time received,
+                                               absl::Time deadline) {
+  absl::Notification answered;
+  absl::StatusOr<InferResponse> result;
+  InferAsync(request, received, deadline, [&](absl::StatusOr<InferResponse> r) {
+    result = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
+std::string EdgeAgent::ScalingState() const {
+  absl::MutexLock lock(&mu_);
+  return task_set_ != nullptr && task_set_->scaler != nullptr
+             ? task_set_->scaler->Describe()
+             : std::string();
+}
+
+std::string EdgeAgent::AdmissionExplanation() const {
+  absl::MutexLock lock(&mu_);
+  return task_set_ != nullptr ? task_set_->admission : std::string();
+}
 tandem::v1::ListModelsResponse EdgeAgent::ListModels() const {
   tandem::v1::ListModelsResponse out;
   for (const ProgressiveModel* model : repository_->models()) {
@@ -438,12 +697,15 @@ absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
   const bool what_if = request.has_network() || request.has_objective() ||
                        request.has_deadline_ms() || request.has_min_accuracy();
   if (policy.adaptive() || what_if || request.explain()) {
-    return keeper_->Explain(*model, policy, request);
+    ASSIGN_OR_RETURN(tandem::v1::Plan plan,
+                     keeper_->Explain(*model, policy, request));
+    AppendRealTime(model->name(), &plan);
+    return plan;
   }
   InferRequest plain;  // A request with no constraints of its own.
   plain.add_inputs();
   ASSIGN_OR_RETURN(Route route,
-                   RouteFor(*model, plain, absl::InfiniteDuration()));
+                   RouteFor(*model, plain, 0, absl::InfiniteDuration()));
   tandem::v1::Plan plan;
   plan.set_model_name(model->name());
   plan.set_model_version(model->version());
@@ -456,7 +718,27 @@ absl::StatusOr<tandem::v1::Plan> EdgeAgent::GetPlan(
   plan.set_reason(route.fallback_reason.empty()
                       ? "split point from the agent's configuration"
                       : absl::StrCat("edge-only: ", route.fallback_reason));
+  AppendRealTime(model->name(), &plan);
   return plan;
+}
+
+void EdgeAgent::AppendRealTime(const std::string& model,
+                               tandem::v1::Plan* plan) const {
+  std::shared_ptr<const TaskSet> tasks;
+  {
+    absl::MutexLock lock(&mu_);
+    tasks = task_set_;
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, task] : tasks->tasks) {
+    if (task.config.model() == model) names.push_back(name);
+  }
+  if (names.empty()) return;
+  absl::StrAppend(plan->mutable_reason(), "\nreal time (",
+                  SchedulingPolicyName(policy_), "): tasks ",
+                  absl::StrJoin(names, ", "),
+                  " of this model; scaling: ", tasks->scaler->Describe(),
+                  "\nadmission:\n", tasks->admission);
 }
 
 absl::StatusOr<tandem::v1::SavedProfile> EdgeAgent::GetProfile(

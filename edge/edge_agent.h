@@ -5,14 +5,22 @@
 // blocks itself (or answers with the best exit so far when the request
 // allows it). Every request gets an answer or an explicit error.
 //
-// Thread-safe: Infer runs concurrently on the agent's worker threads; Reload
-// swaps the per-model policies atomically.
+// Three parts: the agent prepares a request (checks, decoding, its task and
+// route, the scaling level) into an InferJob; the BlockScheduler picks which
+// job's next block runs on its workers (EDF within a criticality level,
+// strict priority across them, under tandem_rt; packing same-block jobs);
+// the job runs blocks and offloads asynchronously through CloudLink. The
+// ModelScaler degrades tasks under overload and restores them after.
+//
+// Thread-safe: InferAsync may be called from any thread; Reload swaps the
+// per-model policies and the task set atomically.
 //
 //   ASSIGN_OR_RETURN(auto agent, EdgeAgent::Create(config));
 //   ASSIGN_OR_RETURN(InferResponse r, agent->Infer(request, now, deadline));
 #ifndef TANDEM_EDGE_EDGE_AGENT_H_
 #define TANDEM_EDGE_EDGE_AGENT_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,9 +31,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/stats.h"
+#include "edge/admission.h"
+#include "edge/block_scheduler.h"
 #include "edge/cloud_link.h"
 #include "edge/energy_meter.h"
+#include "edge/infer_job.h"
+#include "edge/model_scaler.h"
 #include "edge/plan_keeper.h"
 #include "models/model_repository.h"
 #include "models/tensor_spec.h"
@@ -39,17 +52,37 @@ tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config);
 
 class EdgeAgent {
  public:
-  // Loads and warms the models, checks the per-model policies against them
-  // and opens the cloud channel (when config.cloud() is set; without it the
-  // agent is edge-only).
-  static absl::StatusOr<std::unique_ptr<EdgeAgent>> Create(
-      tandem::v1::EdgeConfig config);
+  using InferCallback =
+      std::function<void(absl::StatusOr<tandem::v1::InferResponse>)>;
 
+  // Loads and warms the models, checks the per-model policies and the task
+  // set against them (admission included), opens the cloud channel (when
+  // config.cloud() is set; without it the agent is edge-only) and starts the
+  // scheduler's workers. `clock`: null for the real one; `cloud`: null for
+  // the gRPC link to config.cloud() (tests inject links that delay or drop).
+  static absl::StatusOr<std::unique_ptr<EdgeAgent>> Create(
+      tandem::v1::EdgeConfig config, Clock* clock = nullptr,
+      std::unique_ptr<CloudLink> cloud = nullptr);
+  // Shutdown().
+  ~EdgeAgent();
+
+  // Prepares the request and hands it to the scheduler; `done` runs exactly
+  // once, with the answer or the error (on this thread when the request is
+  // refused before it is queued). `request` must stay valid until then.
   // `received`: when the request arrived (for queue time); `deadline`: when
-  // its answer is due (absl::InfiniteFuture() for none).
+  // its answer is due (absl::InfiniteFuture() for none: the task's deadline
+  // applies, if any).
+  void InferAsync(const tandem::v1::InferRequest& request, absl::Time received,
+                  absl::Time deadline, InferCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The same, waiting for the answer.
   absl::StatusOr<tandem::v1::InferResponse> Infer(
       const tandem::v1::InferRequest& request, absl::Time received,
       absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stops the scheduler (queued and waiting jobs get UNAVAILABLE) and waits
+  // for offloads in flight. Idempotent.
+  void Shutdown();
 
   tandem::v1::ListModelsResponse ListModels() const;
   // The plan requests of the model get now (adaptive: from the live
@@ -67,12 +100,49 @@ class EdgeAgent {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const tandem::v1::EdgeConfig& config() const { return config_; }
+  SchedulingPolicy scheduling_policy() const { return policy_; }
+  BlockScheduler::Counters scheduler_counters() const {
+    return scheduler_->counters();
+  }
+  // The current scaling levels of the tasks, in words.
+  std::string ScalingState() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The last admission verdict, in words (empty without tasks).
+  std::string AdmissionExplanation() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Route;  // What one request will do: split, exits, encoding.
+  // A task as the agent runs it: its config and what it may be scaled to.
+  struct TaskState {
+    tandem::v1::TaskConfig config;
+    float floor = 0;  // Accuracy floor (0: none).
+    // Level 1: thresholds at the floor; level 3: the forced exit's block
+    // (-1: none meets the floor).
+    ExitThresholds floor_thresholds;
+    int forced_exit = -1;
+  };
+  // The task set, its scaler and the admission verdict, swapped together.
+  struct TaskSet {
+    std::map<std::string, TaskState> tasks;
+    std::shared_ptr<ModelScaler> scaler;
+    std::string admission;
+  };
 
-  EdgeAgent() = default;
+  explicit EdgeAgent(Clock* clock) : clock_(clock) {}
   absl::Status ValidatePolicies(const tandem::v1::EdgeConfig& config) const;
+  // Checks the tasks of `config` and admits them; the set to install.
+  absl::StatusOr<TaskSet> BuildTasks(
+      const tandem::v1::EdgeConfig& config) const;
+  // Prepares one request into a job, or says why not.
+  absl::StatusOr<std::unique_ptr<InferJob>> Prepare(
+      const tandem::v1::InferRequest& request, absl::Time received,
+      absl::Time* deadline, JobSpec* spec, InferCallback* done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds the real-time state of `model`'s tasks to a plan's reason.
+  void AppendRealTime(const std::string& model, tandem::v1::Plan* plan) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Degrades `route` to the task's scaling level.
+  void ApplyScaling(int level, const ProgressiveModel& model,
+                    const TaskState& task, bool encoding_forced,
+                    Route* route) const;
   // Fills energy_mj: the meter's reading since `meter_start` where the device
   // has a meter (device energy over the request's interval: overlapping
   // requests share it), else the energy model's figure from the timings.
@@ -85,6 +155,7 @@ class EdgeAgent {
   // `time_left`: until the request's deadline (infinite for none).
   absl::StatusOr<Route> RouteFor(const ProgressiveModel& model,
                                  const tandem::v1::InferRequest& request,
+                                 float min_accuracy,
                                  absl::Duration time_left) const;
 
   tandem::v1::EdgeConfig config_;
@@ -96,9 +167,19 @@ class EdgeAgent {
   std::unique_ptr<EnergyMeter> meter_
       ABSL_GUARDED_BY(meter_mu_);  // Null: none here.
 
+  Clock* const clock_;
+  SchedulingPolicy policy_ = SchedulingPolicy::kTandemRt;
+  StepTimes step_times_;
+  JobServices services_;
+  std::unique_ptr<BlockScheduler> scheduler_;
+
+  absl::Mutex flight_mu_;
+  int in_flight_ ABSL_GUARDED_BY(flight_mu_) = 0;  // Offloads out.
+
   mutable absl::Mutex mu_;
   std::map<std::string, tandem::v1::EdgeModelPolicy> policies_
       ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const TaskSet> task_set_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem

@@ -39,6 +39,10 @@ ABSL_FLAG(double, emulated_slowdown, 0,
           "Benchmarks only: emulate a device this many times slower");
 ABSL_FLAG(int32_t, cloud_timeout_ms, 0,
           "Cloud call timeout without a request deadline");
+ABSL_FLAG(std::string, scheduling_policy, "",
+          "Block scheduler order: tandem_rt (default), fifo, edf_request, "
+          "fixed_priority, edf_early_drop, least_slack, imprecise_edf");
+ABSL_FLAG(std::string, device, "", "Where blocks run: cpu (default), cuda:N");
 ABSL_FLAG(std::vector<std::string>, split, {},
           "Per-model split points, e.g. fmnist_branchy=2,camera_branchy=3 (-1: "
           "edge-only)");
@@ -77,6 +81,11 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
   if (absl::GetFlag(FLAGS_cloud_timeout_ms) > 0) {
     config.set_cloud_timeout_ms(absl::GetFlag(FLAGS_cloud_timeout_ms));
   }
+  if (!absl::GetFlag(FLAGS_scheduling_policy).empty()) {
+    config.set_scheduling_policy(absl::GetFlag(FLAGS_scheduling_policy));
+  }
+  if (!absl::GetFlag(FLAGS_device).empty())
+    config.set_device(absl::GetFlag(FLAGS_device));
   for (const std::string& entry : absl::GetFlag(FLAGS_split)) {
     std::pair<std::string, std::string> parts = absl::StrSplit(entry, '=');
     int split;

@@ -6,7 +6,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/deadline_executor.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -22,13 +21,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
   std::unique_ptr<EdgeServer> server(new EdgeServer());
   server->drain_timeout_ms_ = config.drain_timeout_ms();
   ASSIGN_OR_RETURN(server->agent_, EdgeAgent::Create(config));
-  DeadlineExecutor::Options executor_options;
-  executor_options.threads = config.worker_threads();
-  executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
-  server->executor_ =
-      std::make_unique<DeadlineExecutor>(std::move(executor_options));
-  server->service_ = std::make_unique<EdgeServiceImpl>(server->agent_.get(),
-                                                       server->executor_.get());
+  server->service_ = std::make_unique<EdgeServiceImpl>(server->agent_.get());
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
       NewServerBuilder(config.limits().max_message_bytes());
@@ -78,7 +71,8 @@ void EdgeServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(drain_timeout_ms_));
   }
-  if (executor_ != nullptr) executor_->Shutdown();
+  // Queued and waiting jobs are answered UNAVAILABLE, so the drain ends.
+  if (agent_ != nullptr) agent_->Shutdown();
   if (server_ != nullptr) server_->Wait();
 }
 

@@ -1,6 +1,7 @@
 // The edge agent process in one object: the agent (models, policies, cloud
-// link), the executor its inferences run on, and the gRPC server applications
-// reach over a unix socket and/or TCP (EdgeService, health, reflection).
+// link, the block scheduler its inferences run on), and the gRPC server
+// applications reach over a unix socket and/or TCP (EdgeService, health,
+// reflection).
 //
 // Start() returns once models are loaded and warmed and the server is
 // SERVING. Shutdown() drains like the cloud server's.
@@ -19,7 +20,6 @@ class Server;
 
 namespace tandem {
 
-class DeadlineExecutor;
 class EdgeAgent;
 class EdgeServiceImpl;
 
@@ -40,7 +40,6 @@ class EdgeServer {
   EdgeServer() = default;
 
   std::unique_ptr<EdgeAgent> agent_;
-  std::unique_ptr<DeadlineExecutor> executor_;
   std::unique_ptr<EdgeServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> ports_;

@@ -5,8 +5,7 @@
 
 namespace tandem {
 
-EdgeServiceImpl::EdgeServiceImpl(EdgeAgent* agent, DeadlineExecutor* executor)
-    : agent_(agent), executor_(executor) {}
+EdgeServiceImpl::EdgeServiceImpl(EdgeAgent* agent) : agent_(agent) {}
 
 grpc::ServerUnaryReactor* EdgeServiceImpl::Infer(
     grpc::CallbackServerContext* context,
@@ -19,14 +18,13 @@ grpc::ServerUnaryReactor* EdgeServiceImpl::Infer(
       chrono_deadline == std::chrono::system_clock::time_point::max()
           ? absl::InfiniteFuture()
           : absl::FromChrono(chrono_deadline);
-  const absl::Status queued = executor_->Submit(
-      deadline, [this, request, response, reactor, received, deadline] {
-        absl::StatusOr<tandem::v1::InferResponse> result =
-            agent_->Infer(*request, received, deadline);
+  // The request and response live until Finish, which the callback calls.
+  agent_->InferAsync(
+      *request, received, deadline,
+      [response, reactor](absl::StatusOr<tandem::v1::InferResponse> result) {
         if (result.ok()) *response = *std::move(result);
         reactor->Finish(ToGrpcStatus(result.status()));
       });
-  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
   return reactor;
 }
 

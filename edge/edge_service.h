@@ -1,12 +1,11 @@
 // The gRPC face of the edge agent: EdgeService on the callback API. Infer
-// requests queue on the executor earliest-deadline-first; the handlers never
-// block gRPC's threads.
+// requests are prepared and handed to the agent's block scheduler; the
+// handlers never block gRPC's threads.
 //
-// Thread-safe. Borrows the agent and the executor, which must outlive it.
+// Thread-safe. Borrows the agent, which must outlive it.
 #ifndef TANDEM_EDGE_EDGE_SERVICE_H_
 #define TANDEM_EDGE_EDGE_SERVICE_H_
 
-#include "common/deadline_executor.h"
 #include "edge/edge_agent.h"
 #include "tandem/v1/edge_service.grpc.pb.h"
 
@@ -14,7 +13,7 @@ namespace tandem {
 
 class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
  public:
-  EdgeServiceImpl(EdgeAgent* agent, DeadlineExecutor* executor);
+  explicit EdgeServiceImpl(EdgeAgent* agent);
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
                                   const tandem::v1::InferRequest* request,
@@ -34,7 +33,6 @@ class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
 
  private:
   EdgeAgent* const agent_;
-  DeadlineExecutor* const executor_;
 };
 
 }  // namespace tandem

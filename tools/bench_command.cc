@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,11 +28,14 @@
 #include "common/text_proto.h"
 #include "models/fashion_mnist.h"
 #include "tools/connection_flags.h"
+#include "tools/mixed_bench.h"
 #include "tools/trace_bench.h"
 
-ABSL_FLAG(std::string, scenario, "trace",
-          "bench: the scenario (trace, or zoo: the trace at 1.1, 5.85, 18.88 "
-          "and 100 Mbit/s for every --zoo_models x --zoo_slowdowns)");
+ABSL_FLAG(
+    std::string, scenario, "trace",
+    "bench: the scenario (trace; zoo: the trace at 1.1, 5.85, 18.88 "
+    "and 100 Mbit/s for every --zoo_models x --zoo_slowdowns; mixed: "
+    "real-time tasks under every --mixed_policies at every --mixed_loads)");
 ABSL_FLAG(
     std::string, trace, "",
     "bench: CSV 'seconds,rate_mbit' (default 50,18.9,5.85,1.1,0.13,18.9)");
@@ -54,6 +60,21 @@ ABSL_FLAG(std::vector<std::string>, zoo_models,
 ABSL_FLAG(std::vector<std::string>, zoo_slowdowns,
           std::vector<std::string>({"1", "4"}),
           "bench --scenario=zoo: the edge slowdowns");
+ABSL_FLAG(std::vector<std::string>, mixed_loads,
+          std::vector<std::string>({"0.6", "0.95", "1.4"}),
+          "bench --scenario=mixed: the loads (edge utilization of the task "
+          "set at full setting, from the agent's profiles)");
+ABSL_FLAG(std::vector<std::string>, mixed_policies, tandem::MixedPolicyNames(),
+          "bench --scenario=mixed: the agent's scheduling policies to compare");
+ABSL_FLAG(std::vector<std::string>, mixed_clouds,
+          std::vector<std::string>({"with", "without"}),
+          "bench --scenario=mixed: run with the cloud, without it, or both");
+ABSL_FLAG(double, mixed_rate_mbit, 18.88,
+          "bench --scenario=mixed: the shaped uplink, Mbit/s");
+ABSL_FLAG(uint64_t, mixed_seed, 1,
+          "bench --scenario=mixed: seed of the release schedules");
+ABSL_FLAG(double, mixed_duration_s, 10,
+          "bench --scenario=mixed: seconds of releases per load");
 ABSL_FLAG(std::string, out_dir, "bench_out",
           "bench: where the CSV and the PNG plot go");
 ABSL_FLAG(std::string, model_repository, "",
@@ -130,6 +151,79 @@ absl::Duration RefillTime(double mbit) {
   return absl::Seconds(BurstBytes(mbit) * 8 / (mbit * 1e6));
 }
 
+// Where the daemons' port files, socket and config go.
+fs::path WorkDir() {
+  return fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
+}
+
+// The two namespaces joined by the link (a leftover pair is removed first).
+absl::Status LinkUp(const std::string& linkemu, const fs::path& work) {
+  fs::create_directories(work);
+  (void)RunToCompletion({"bash", linkemu, "down", kNet});
+  return Run({"bash", linkemu, "up", kNet, "--net", kNetNumber, "--mtu",
+              absl::StrCat(kMtu)});
+}
+
+void LinkDown(const std::string& linkemu, const fs::path& work) {
+  (void)RunToCompletion({"bash", linkemu, "down", kNet});
+  std::error_code ignored;
+  fs::remove_all(work, ignored);
+}
+
+// tandem-cloud in the cloud namespace, on core 1, serving on kCloudAddress.
+absl::StatusOr<Subprocess> StartCloud(const std::string& linkemu,
+                                      const std::string& repository,
+                                      const fs::path& work) {
+  ASSIGN_OR_RETURN(
+      Subprocess cloud,
+      Subprocess::Start(
+          {"bash", linkemu, "exec", kNet, "cloud", "taskset", "-c", "1",
+           (BuildDir() / "cloud/tandem-cloud").string(),
+           absl::StrCat("--listen=", kCloudAddress, ":8500"),
+           "--model_repository=" + repository, "--worker_threads=1",
+           "--port_file=" + (work / "cloud.port").string()},
+          {{"TANDEM_MIN_LOG_LEVEL", "1"}}, /*own_group=*/true));
+  RETURN_IF_ERROR(
+      WaitForPortFile((work / "cloud.port").string(), cloud, absl::Minutes(5))
+          .status());
+  return cloud;
+}
+
+// tandem-edge in the edge namespace, serving on unix:<work>/edge.sock.
+absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
+                                     const std::string& repository,
+                                     const std::string& config_path,
+                                     double slowdown, bool with_cloud,
+                                     const fs::path& work) {
+  // A port file or socket of an earlier daemon would pass for this one's.
+  std::error_code ignored;
+  fs::remove(work / "edge.port", ignored);
+  fs::remove(work / "edge.sock", ignored);
+  // The edge has core 0 to itself and is made slower by dilation (every
+  // model call keeps the worker busy for (s - 1) times its own duration), a
+  // slowdown that holds at every model size; the cloud has core 1.
+  std::vector<std::string> edge_argv = {"taskset", "-c",   "0",  "bash",
+                                        linkemu,   "exec", kNet, "edge"};
+  for (std::string flag :
+       {(BuildDir() / "edge/tandem-edge").string(),
+        "--listen=unix:" + (work / "edge.sock").string() + ",127.0.0.1:0",
+        "--model_repository=" + repository, "--config=" + config_path,
+        std::string("--worker_threads=1"),
+        absl::StrCat("--emulated_slowdown=", slowdown),
+        "--port_file=" + (work / "edge.port").string()}) {
+    edge_argv.push_back(std::move(flag));
+  }
+  if (with_cloud)
+    edge_argv.push_back(absl::StrCat("--cloud=", kCloudAddress, ":8500"));
+  ASSIGN_OR_RETURN(
+      Subprocess edge,
+      Subprocess::Start(edge_argv, {{"TANDEM_MIN_LOG_LEVEL", "1"}}, true));
+  RETURN_IF_ERROR(
+      WaitForPortFile((work / "edge.port").string(), edge, absl::Minutes(10))
+          .status());
+  return edge;
+}
+
 // Inputs: the Fashion-MNIST test set for fmnist models, seeded noise for
 // others.
 struct Inputs {
@@ -199,35 +293,16 @@ constexpr double kStepCap = 6;   // A step lasts at most this many lengths.
 
 absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
                                      const std::string& linkemu) {
-  const fs::path build = BuildDir();
   const std::vector<TraceStep>& steps = run.steps;
   fs::create_directories(run.out_dir);
-  const fs::path work =
-      fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
-  fs::create_directories(work);
-  (void)RunToCompletion({"bash", linkemu, "down", kNet});
-  RETURN_IF_ERROR(Run({"bash", linkemu, "up", kNet, "--net", kNetNumber,
-                       "--mtu", absl::StrCat(kMtu)}));
-  absl::Cleanup teardown = [&] {
-    (void)RunToCompletion({"bash", linkemu, "down", kNet});
-    fs::remove_all(work);
-  };
+  const fs::path work = WorkDir();
+  absl::Cleanup teardown = [&] { LinkDown(linkemu, work); };
+  RETURN_IF_ERROR(LinkUp(linkemu, work));
 
   std::cerr << "bench: " << run.model_name
             << ": tandem-cloud on CPU 1, tandem-edge on CPU 0 emulated "
             << run.slowdown << "x slower\n";
-  ASSIGN_OR_RETURN(
-      Subprocess cloud,
-      Subprocess::Start(
-          {"bash", linkemu, "exec", kNet, "cloud", "taskset", "-c", "1",
-           (build / "cloud/tandem-cloud").string(),
-           absl::StrCat("--listen=", kCloudAddress, ":8500"),
-           "--model_repository=" + run.repository, "--worker_threads=1",
-           "--port_file=" + (work / "cloud.port").string()},
-          {{"TANDEM_MIN_LOG_LEVEL", "1"}}, /*own_group=*/true));
-  RETURN_IF_ERROR(
-      WaitForPortFile((work / "cloud.port").string(), cloud, absl::Minutes(5))
-          .status());
+  ASSIGN_OR_RETURN(Subprocess cloud, StartCloud(linkemu, run.repository, work));
 
   const std::string config_path = (work / "edge.pbtxt").string();
   std::ofstream(config_path) << absl::StrFormat(
@@ -237,28 +312,10 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
       "profile_runs: 10 }\n",
       run.model_name, absl::GetFlag(FLAGS_bench_objective),
       absl::GetFlag(FLAGS_device_power), absl::GetFlag(FLAGS_link_type));
-  // The edge has core 0 to itself and is made slower by dilation (every
-  // model call keeps the worker busy for (s - 1) times its own duration), a
-  // slowdown that holds at every model size; the cloud has core 1.
-  std::vector<std::string> edge_argv = {"taskset", "-c", "0"};
   const std::string socket = (work / "edge.sock").string();
-  for (const std::string& arg : std::vector<std::string>{
-           "bash", linkemu, "exec", kNet, "edge",
-           (build / "edge/tandem-edge").string(),
-           "--listen=unix:" + socket + ",127.0.0.1:0",
-           absl::StrCat("--cloud=", kCloudAddress, ":8500"),
-           "--model_repository=" + run.repository, "--config=" + config_path,
-           "--worker_threads=1",
-           absl::StrCat("--emulated_slowdown=", run.slowdown),
-           "--port_file=" + (work / "edge.port").string()}) {
-    edge_argv.push_back(arg);
-  }
-  ASSIGN_OR_RETURN(
-      Subprocess edge,
-      Subprocess::Start(edge_argv, {{"TANDEM_MIN_LOG_LEVEL", "1"}}, true));
-  RETURN_IF_ERROR(
-      WaitForPortFile((work / "edge.port").string(), edge, absl::Minutes(10))
-          .status());
+  ASSIGN_OR_RETURN(Subprocess edge,
+                   StartEdge(linkemu, run.repository, config_path, run.slowdown,
+                             /*with_cloud=*/true, work));
   absl::Cleanup stop_daemons = [&] {
     edge.Signal(SIGTERM);
     cloud.Signal(SIGTERM);
@@ -536,13 +593,235 @@ absl::Status RunZoo(TraceRun base, const std::string& linkemu) {
   return absl::OkStatus();
 }
 
+// The mixed scenario: the measured task set, its schedules, the inputs.
+struct MixedRun {
+  std::string repository;
+  double slowdown = 4;
+  double rate_mbit = 18.88;
+  std::vector<double> loads;
+  std::vector<std::string> policies;
+  std::vector<bool> clouds;
+  uint64_t seed = 1;
+  double duration_s = 10;
+  fs::path out_dir;
+};
+
+struct MixedPlan {
+  std::vector<MixedTask> tasks;                  // Costs measured.
+  std::vector<std::vector<TaskTiming>> timings;  // Per load.
+  std::vector<std::vector<Release>> schedules;   // Per load.
+  std::map<std::string, ModelInputs> inputs;     // By model.
+};
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectEdge(const fs::path& work) {
+  ClientOptions options;
+  options.connect_timeout = absl::Seconds(30);
+  return Client::Connect("unix:" + (work / "edge.sock").string(), options);
+}
+
+// A first daemon without tasks: C_i of every task from the agent's profile
+// of its model (Σ edge block latency + exit latency: every block at full
+// setting), and the inputs.
+absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
+                                    const std::string& linkemu,
+                                    const fs::path& work) {
+  MixedPlan plan;
+  plan.tasks = DefaultMixedTasks();
+  const std::string config_path = (work / "edge.pbtxt").string();
+  std::ofstream(config_path)
+      << MixedEdgeConfig(plan.tasks, {}, "tandem_rt", /*with_cloud=*/true);
+  ASSIGN_OR_RETURN(Subprocess edge,
+                   StartEdge(linkemu, run.repository, config_path, run.slowdown,
+                             /*with_cloud=*/true, work));
+  absl::Cleanup stop = [&] {
+    edge.Signal(SIGTERM);
+    (void)edge.Wait(absl::Seconds(30));
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Client> client, ConnectEdge(work));
+  ASSIGN_OR_RETURN(std::vector<ModelInfo> models, client->ListModels());
+  for (MixedTask& task : plan.tasks) {
+    auto model =
+        std::find_if(models.begin(), models.end(),
+                     [&](const ModelInfo& m) { return m.name == task.model; });
+    if (model == models.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("the agent has no model ", task.model, " (task ",
+                       task.name, "); --model_repository=", run.repository));
+    }
+    if (plan.inputs.count(task.model) == 0) {
+      ASSIGN_OR_RETURN(Inputs inputs, MakeInputs(*model));
+      ModelInputs& mine = plan.inputs[task.model];
+      for (const std::vector<uint8_t>& image : inputs.images)
+        mine.tensors.push_back(InputTensor::Pixels(inputs.shape, image.data()));
+      mine.labels = std::move(inputs.labels);
+    }
+    ASSIGN_OR_RETURN(tandem::v1::SavedProfile profile,
+                     client->GetProfile(task.model));
+    for (const auto& b : profile.edge().blocks())
+      task.cost_ms += (b.latency_us() + b.exit_latency_us()) / 1000.0;
+    std::cerr << absl::StrFormat("bench: task %s: %s, C = %.3f ms\n", task.name,
+                                 task.model, task.cost_ms);
+  }
+  for (size_t l = 0; l < run.loads.size(); ++l) {
+    ASSIGN_OR_RETURN(std::vector<TaskTiming> timings,
+                     TimingsAtLoad(plan.tasks, run.loads[l]));
+    plan.schedules.push_back(
+        MakeReleaseSchedule(plan.tasks, timings, run.duration_s * 1000,
+                            run.seed, static_cast<int>(l)));
+    plan.timings.push_back(std::move(timings));
+  }
+  return plan;
+}
+
+// One daemon: `policy`, with or without the cloud, every load in turn.
+absl::Status RunMixedDaemon(const MixedRun& run, const MixedPlan& plan,
+                            int policy, bool cloud, const std::string& linkemu,
+                            const fs::path& work,
+                            std::vector<MixedRecord>* records) {
+  const std::string config_path = (work / "edge.pbtxt").string();
+  ASSIGN_OR_RETURN(std::vector<TaskTiming> at_one,
+                   TimingsAtLoad(plan.tasks, 1));
+  std::ofstream(config_path)
+      << MixedEdgeConfig(plan.tasks, at_one, run.policies[policy], cloud);
+  ASSIGN_OR_RETURN(Subprocess edge,
+                   StartEdge(linkemu, run.repository, config_path, run.slowdown,
+                             cloud, work));
+  absl::Cleanup stop = [&] {
+    edge.Signal(SIGTERM);
+    (void)edge.Wait(absl::Seconds(30));
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Client> client, ConnectEdge(work));
+  // Warm up (not recorded): a few requests of every task, so the agent has
+  // measured the link and its caches are warm.
+  const absl::Time warm_until = absl::Now() + absl::Seconds(2);
+  for (uint32_t round = 0; absl::Now() < warm_until; ++round) {
+    for (const MixedTask& task : plan.tasks) {
+      const ModelInputs& inputs = plan.inputs.at(task.model);
+      (void)client->Infer(task.model,
+                          inputs.tensors[round % inputs.tensors.size()],
+                          MixedTaskOptions(task, 1000));
+    }
+  }
+  for (size_t l = 0; l < run.loads.size(); ++l) {
+    SentLoad sent =
+        SendReleases(*client, plan.tasks, plan.timings[l], plan.schedules[l],
+                     plan.inputs, absl::Minutes(2));
+    if (sent.unanswered > 0) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          sent.unanswered, " requests still unanswered 2 min after the last"));
+    }
+    std::vector<const MixedRecord*> mine;
+    for (MixedRecord& r : sent.records) {
+      r.load = static_cast<int>(l);
+      r.cloud = cloud;
+      r.policy = policy;
+      mine.push_back(&r);
+    }
+    std::cerr << absl::StrFormat(
+        "bench: %s load %g %s cloud: miss rate %.4f of %d (sender late by "
+        "up to %.2f ms)\n",
+        run.policies[policy], run.loads[l], cloud ? "with" : "without",
+        MissRate(mine), mine.size(), sent.worst_lag_ms);
+    records->insert(records->end(), sent.records.begin(), sent.records.end());
+    absl::SleepFor(absl::Seconds(1));  // Drained: let the agent settle.
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunMixed(const MixedRun& run, const std::string& linkemu) {
+  fs::create_directories(run.out_dir);
+  const fs::path work = WorkDir();
+  absl::Cleanup teardown = [&] { LinkDown(linkemu, work); };
+  RETURN_IF_ERROR(LinkUp(linkemu, work));
+  RETURN_IF_ERROR(Run(RateArgs(linkemu, run.rate_mbit)));
+  std::cerr << "bench: mixed: tandem-cloud on CPU 1 behind " << run.rate_mbit
+            << " Mbit/s, tandem-edge on CPU 0 emulated " << run.slowdown
+            << "x slower\n";
+  ASSIGN_OR_RETURN(Subprocess cloud, StartCloud(linkemu, run.repository, work));
+  absl::Cleanup stop_cloud = [&] {
+    cloud.Signal(SIGTERM);
+    (void)cloud.Wait(absl::Seconds(30));
+  };
+  ASSIGN_OR_RETURN(MixedPlan plan, PlanMixed(run, linkemu, work));
+  std::vector<MixedRecord> records;
+  for (bool with_cloud : run.clouds) {
+    for (size_t p = 0; p < run.policies.size(); ++p) {
+      RETURN_IF_ERROR(RunMixedDaemon(run, plan, static_cast<int>(p), with_cloud,
+                                     linkemu, work, &records));
+    }
+  }
+
+  MixedReportOptions report;
+  report.edge_slowdown = run.slowdown;
+  report.duration_s = run.duration_s;
+  report.loads = run.loads;
+  report.clouds = run.clouds;
+  report.policies = run.policies;
+  report.header_fields = absl::StrFormat(
+      "\"seed\": %d, \"rate_mbit\": %g, \"deadlines\": \"relative, scaled "
+      "with the periods at each load\", ",
+      run.seed, run.rate_mbit);
+  const std::string json = MixedReportJson(plan.tasks, records, report);
+  std::ofstream(run.out_dir / "mixed_bench.json") << json;
+  std::ofstream(run.out_dir / "mixed_requests.csv")
+      << MixedRequestsCsv(plan.tasks, records, report);
+  ASSIGN_OR_RETURN(
+      int plotted,
+      RunToCompletion(
+          {"/usr/bin/python3", (SourceDir() / "tools/plot_mixed.py").string(),
+           (run.out_dir / "mixed_bench.json").string(), run.out_dir.string()}));
+  std::cerr << (plotted == 0
+                    ? "bench: plots in " + run.out_dir.string() +
+                          "/mixed_load*.png"
+                    : std::string("bench: plotting failed (matplotlib?)"))
+            << "\n";
+  std::cout << json;
+  return absl::OkStatus();
+}
+
+// --scenario=mixed's flags, checked before anything starts.
+absl::StatusOr<MixedRun> MixedRunFromFlags(const std::string& repository) {
+  MixedRun mixed;
+  mixed.repository = repository;
+  mixed.slowdown = std::max(1.0, absl::GetFlag(FLAGS_edge_slowdown));
+  mixed.rate_mbit = absl::GetFlag(FLAGS_mixed_rate_mbit);
+  ASSIGN_OR_RETURN(mixed.loads, ParseLoads(absl::GetFlag(FLAGS_mixed_loads)));
+  mixed.policies = absl::GetFlag(FLAGS_mixed_policies);
+  RETURN_IF_ERROR(CheckPolicies(mixed.policies));
+  for (const std::string& cloud : absl::GetFlag(FLAGS_mixed_clouds)) {
+    if (cloud != "with" && cloud != "without") {
+      return absl::InvalidArgumentError(
+          "--mixed_clouds takes with and/or without");
+    }
+    mixed.clouds.push_back(cloud == "with");
+  }
+  mixed.seed = absl::GetFlag(FLAGS_mixed_seed);
+  mixed.duration_s = absl::GetFlag(FLAGS_mixed_duration_s);
+  if (mixed.clouds.empty() || !(mixed.rate_mbit > 0) ||
+      !(mixed.duration_s > 0)) {
+    return absl::InvalidArgumentError(
+        "--mixed_clouds, --mixed_rate_mbit and --mixed_duration_s must be "
+        "set and positive");
+  }
+  mixed.out_dir = absl::GetFlag(FLAGS_out_dir);
+  return mixed;
+}
+
 }  // namespace
 
 absl::Status RunBenchCommandFromFlags() {
   const std::string scenario = absl::GetFlag(FLAGS_scenario);
-  if (scenario != "trace" && scenario != "zoo") {
+  if (scenario != "trace" && scenario != "zoo" && scenario != "mixed") {
     return absl::InvalidArgumentError(
-        "--scenario is trace or zoo (mixed and load are not built yet)");
+        "--scenario is trace, zoo or mixed (load is not built yet)");
+  }
+  const std::string repository =
+      absl::GetFlag(FLAGS_model_repository).empty()
+          ? (BuildDir() / "model_repository").string()
+          : absl::GetFlag(FLAGS_model_repository);
+  std::optional<MixedRun> mixed;
+  if (scenario == "mixed") {
+    ASSIGN_OR_RETURN(mixed, MixedRunFromFlags(repository));
   }
   const std::string linkemu =
       (SourceDir() / "tools/linkemu/linkemu.sh").string();
@@ -552,13 +831,12 @@ absl::Status RunBenchCommandFromFlags() {
         "link emulation is unavailable here (needs root, network namespaces, "
         "tc tbf)");
   }
+  if (scenario == "mixed") return RunMixed(*mixed, linkemu);
   TraceRun run;
   run.model_name = absl::GetFlag(FLAGS_model).empty()
                        ? "fmnist_branchy"
                        : absl::GetFlag(FLAGS_model);
-  run.repository = absl::GetFlag(FLAGS_model_repository).empty()
-                       ? (BuildDir() / "model_repository").string()
-                       : absl::GetFlag(FLAGS_model_repository);
+  run.repository = repository;
   run.slowdown = std::max(1.0, absl::GetFlag(FLAGS_edge_slowdown));
   run.last_step_s = absl::GetFlag(FLAGS_step_s);
   run.steps = DefaultTrace(run.last_step_s);
