@@ -1,6 +1,11 @@
 #include "edge/block_scheduler.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -50,9 +55,24 @@ absl::string_view SchedulingPolicyName(SchedulingPolicy policy) {
 
 BlockScheduler::BlockScheduler(Options options)
     : options_(std::move(options)),
-      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      lane_(options_.lane) {
   for (int i = 0; i < options_.workers; ++i) {
-    threads_.emplace_back([this] { WorkerLoop(); });
+    threads_.emplace_back([this, i] { WorkerLoop(i); });
+  }
+}
+
+void BlockScheduler::SetLane(const Lane& lane) {
+  absl::MutexLock lock(&mu_);
+  lane_ = lane;
+  ready_.SignalAll();
+}
+
+void BlockScheduler::Wake() {
+  if (lane_.workers > 0) {
+    ready_.SignalAll();
+  } else {
+    ready_.Signal();
   }
 }
 
@@ -101,7 +121,7 @@ BlockScheduler::JobId BlockScheduler::Insert(const JobSpec& spec,
   entry.job = std::move(job);
   entry.sequence = id;
   ++counters_.submitted;
-  ready_.Signal();
+  Wake();
   return id;
 }
 
@@ -113,7 +133,7 @@ void BlockScheduler::Resume(JobId id) {
     it->second.resumed_early = true;
   } else if (it->second.waiting) {
     it->second.waiting = false;
-    ready_.Signal();
+    Wake();
   }
 }
 
@@ -150,12 +170,12 @@ bool BlockScheduler::Before(const Entry& a, const Entry& b,
   return by_arrival;
 }
 
-bool BlockScheduler::Pick(absl::Time now, Work* work) {
+bool BlockScheduler::Pick(absl::Time now, bool lane, Work* work) {
   Entry* best = nullptr;
   JobId best_id = 0;
   const bool to_completion = RunsToCompletion(options_.policy);
   for (auto& [entry_id, entry] : jobs_) {
-    if (entry.running || entry.waiting) continue;
+    if (entry.running || entry.waiting || (lane && !InLane(entry))) continue;
     if (best != nullptr) {
       // A started job of a run-to-completion policy goes first.
       if (to_completion && entry.started != best->started) {
@@ -200,23 +220,33 @@ bool BlockScheduler::Pick(absl::Time now, Work* work) {
       ++counters_.preemptions;
     }
     last_stepped_ = best_id;
-    if (options_.max_batch > 1 && !e.batch_key.empty()) Pack(now, work);
+    if (options_.max_batch > 1 && !e.batch_key.empty()) Pack(now, lane, work);
   }
   for (auto& [id, entry] : work->jobs) {
     entry->running = true;
     if (work->action == Action::kStep) entry->started = true;
   }
+  if (work->action == Action::kStep && running_steps_++ == 0) busy_since_ = now;
   return true;
 }
 
-void BlockScheduler::Pack(absl::Time now, Work* work) {
+bool BlockScheduler::InLane(const Entry& entry) const {
+  const absl::Duration step =
+      entry.step_times.empty() ? entry.remaining : entry.step_times.front();
+  return entry.spec.criticality >= lane_.criticality || step <= lane_.max_step;
+}
+
+void BlockScheduler::Pack(absl::Time now, bool lane, Work* work) {
   Entry& leader = *work->jobs.front().second;
   // Candidates in the policy's order, most urgent first.
   std::vector<std::pair<JobId, Entry*>> candidates;
   for (auto& [id, entry] : jobs_) {
     if (&entry == &leader || entry.running || entry.waiting ||
         entry.batch_key != leader.batch_key || now >= entry.spec.deadline ||
-        entry.step_times.empty()) {
+        entry.step_times.empty() || (lane && !InLane(entry)) ||
+        // Rows of a less critical job would lengthen a more critical one's
+        // step: only peers pack.
+        entry.spec.criticality != leader.spec.criticality) {
       continue;
     }
     candidates.emplace_back(id, &entry);
@@ -242,6 +272,11 @@ void BlockScheduler::Pack(absl::Time now, Work* work) {
     if (rows > leader.step_times.size()) break;
     const absl::Duration step = leader.step_times[rows - 1];
     if (step == absl::InfiniteDuration()) break;
+    // A lane worker keeps its batches short too.
+    if (lane && leader.spec.criticality < lane_.criticality &&
+        step > lane_.max_step) {
+      break;
+    }
     work->jobs.push_back(candidate);
     if (!all_meet(work->jobs, step)) work->jobs.pop_back();
   }
@@ -284,6 +319,8 @@ void BlockScheduler::Serve(const Work& work) {
   {
     absl::MutexLock lock(&mu_);
     counters_.busy += busy;
+    if (--running_steps_ == 0)
+      counters_.any_busy += clock_->Now() - busy_since_;
     if (work.jobs.size() > 1) {
       ++counters_.batches;
       counters_.batched_jobs += static_cast<int64_t>(work.jobs.size());
@@ -307,7 +344,7 @@ void BlockScheduler::Serve(const Work& work) {
         finished.push_back(Erase(id));
         cut_now.push_back(finished.back().get());
       } else if (!entry->waiting) {
-        ready_.Signal();
+        Wake();
       }
     }
   }
@@ -319,22 +356,35 @@ bool BlockScheduler::RunOnce() {
   Work work;
   {
     absl::MutexLock lock(&mu_);
-    if (!Pick(clock_->Now(), &work)) return false;
+    if (!Pick(clock_->Now(), /*lane=*/false, &work)) return false;
   }
   Serve(work);
   return true;
 }
 
-void BlockScheduler::WorkerLoop() {
+void BlockScheduler::WorkerLoop(int index) {
   if (options_.thread_init) options_.thread_init();
+  int nice = 0;  // This thread's.
   while (true) {
     Work work;
     {
       absl::MutexLock lock(&mu_);
+      const int wanted = lane_.workers > 0 && index >= lane_.workers
+                             ? lane_.background_nice
+                             : 0;
+      if (wanted != nice) {
+        // Raising nice is always allowed; lowering it back may need
+        // privileges, and is then left as it is.
+        if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                        wanted) == 0) {
+          nice = wanted;
+        }
+      }
       // Only Submit, Resume and finished steps make a job ready; a ready job
       // is served at once (late ones are cut), so no timed wake-up is needed.
       bool found = false;
-      while (!stopping_ && !(found = Pick(clock_->Now(), &work))) {
+      while (!stopping_ &&
+             !(found = Pick(clock_->Now(), index < lane_.workers, &work))) {
         ready_.Wait(&mu_);
       }
       if (!found) return;
@@ -384,7 +434,9 @@ size_t BlockScheduler::held_jobs() const {
 
 BlockScheduler::Counters BlockScheduler::counters() const {
   absl::MutexLock lock(&mu_);
-  return counters_;
+  Counters now = counters_;
+  if (running_steps_ > 0) now.any_busy += clock_->Now() - busy_since_;
+  return now;
 }
 
 }  // namespace tandem

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,7 +53,8 @@ enum class SchedulingPolicy {
                    // and are cut (answering from the exit) when they would
                    // miss.
   kTandemRt,       // Strict priority across criticality levels, EDF within
-                   // (mandatory steps before optional ones); preempts at
+                   // (mandatory steps before optional ones); a fast lane
+                   // for short steps (Options::lane); preempts at
                    // block boundaries; packs same-block jobs; a job whose
                    // mandatory part cannot finish in time is refused at
                    // once, and one whose optional rest would miss is cut
@@ -124,6 +126,22 @@ class BlockScheduler {
  public:
   using JobId = uint64_t;
 
+  // A fast lane. Blocks cannot be preempted, so a short urgent step could
+  // wait behind a long block for longer than its deadline; the first
+  // `workers` workers never start a long step — one predicted over
+  // `max_step` — unless its job is at least `criticality` critical. With
+  // more workers than cores the OS time-slices a lane step beside a long
+  // block: the preemption blocks lack.
+  // The other workers run at this nice value while there is a lane (Linux:
+  // setpriority on the thread), so the OS gives a lane step most of the core
+  // at once instead of waiting out a time slice.
+  struct Lane {
+    int workers = 0;
+    absl::Duration max_step = absl::ZeroDuration();
+    int criticality = std::numeric_limits<int>::max();
+    int background_nice = 10;
+  };
+
   struct Options {
     // Worker threads. 0: none; tests step the scheduler with RunOnce().
     int workers = 1;
@@ -134,9 +152,11 @@ class BlockScheduler {
     // Runs first on every worker thread (thread-local torch settings).
     std::function<void()> thread_init;
     // Packing: at most this many jobs per step (1: none). A ready job joins
-    // the step of a more urgent one with its key when the batch's predicted
-    // time (NextStepTime) lets every member still meet its deadline.
+    // the step of a more urgent one of its criticality with its key when
+    // the batch's predicted time (NextStepTime) lets every member still
+    // meet its deadline.
     int max_batch = 1;
+    Lane lane;
   };
 
   struct Counters {
@@ -148,6 +168,9 @@ class BlockScheduler {
     int64_t batches = 0;       // Steps that ran more than one job.
     int64_t batched_jobs = 0;  // Job steps that were part of those.
     absl::Duration busy;       // Summed over workers: time spent in steps.
+    absl::Duration any_busy;   // Time at least one step was running: the
+                               // device's busy time when its workers share
+                               // fewer cores.
   };
 
   explicit BlockScheduler(Options options);
@@ -175,6 +198,9 @@ class BlockScheduler {
   // workers after their current steps. Idempotent and safe to call from
   // several threads at once.
   void Shutdown();
+
+  // Replaces Options::lane.
+  void SetLane(const Lane& lane) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t ready_jobs() const;
   size_t held_jobs() const;
@@ -206,9 +232,16 @@ class BlockScheduler {
 
   // The ready job to serve next under the policy, what to do with it, and
   // the jobs packed with it; false when nothing is ready.
-  bool Pick(absl::Time now, Work* work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `lane`: for a lane worker (only jobs InLane).
+  bool Pick(absl::Time now, bool lane, Work* work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds to `work` the ready jobs that may share its leader's step.
-  void Pack(absl::Time now, Work* work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Pack(absl::Time now, bool lane, Work* work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool InLane(const Entry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the workers that may serve a newly ready job: all of them when
+  // some serve only part of the jobs.
+  void Wake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `a` goes before `b` under the policy.
   bool Before(const Entry& a, const Entry& b, absl::Time now) const;
   JobId Insert(const JobSpec& spec, std::unique_ptr<Job> job, Entry fresh)
@@ -218,7 +251,7 @@ class BlockScheduler {
   void Serve(const Work& work) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes a finished or cut job; the caller destroys it unlocked.
   std::unique_ptr<Job> Erase(JobId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WorkerLoop();
+  void WorkerLoop(int index);
 
   const Options options_;
   Clock* const clock_;
@@ -230,7 +263,10 @@ class BlockScheduler {
   JobId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   JobId last_stepped_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Lane lane_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
+  int running_steps_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time busy_since_ ABSL_GUARDED_BY(mu_);
   absl::Mutex shutdown_mu_;  // Serializes Shutdown's join.
   std::vector<std::thread> threads_;
 };

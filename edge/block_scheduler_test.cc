@@ -153,23 +153,25 @@ TEST_F(BlockSchedulerTest, EarliestDeadlineFirstWithinALevel) {
 }
 
 TEST_F(BlockSchedulerTest, CriticalityBeatsDeadline) {
+  // high: 2 ms of blocks due in 2.5 ms (0.5 ms of slack, less than low's
+  // block); low: 1 ms due in 2 ms, sooner.
   for (SchedulingPolicy policy :
        {SchedulingPolicy::kTandemRt, SchedulingPolicy::kFixedPriority}) {
     SCOPED_TRACE(SchedulingPolicyName(policy));
     log_.events.clear();
     auto s = Make(policy);
-    Add(*s, Blocks("low", 1), 0, absl::Milliseconds(5));
-    Add(*s, Blocks("high", 1), 2, absl::Milliseconds(50));
+    Add(*s, Blocks("low", 1), 0, absl::Milliseconds(2));
+    Add(*s, Blocks("high", 2), 2, absl::Microseconds(2500));
     Drain(*s);
-    EXPECT_THAT(log_.Get(), ElementsAre("high0", "low0"));
+    EXPECT_THAT(log_.Get(), ElementsAre("high0", "high1", "low:cut"));
   }
   // Plain EDF ignores criticality.
   log_.events.clear();
   auto edf = Make(SchedulingPolicy::kEdfEarlyDrop);
-  Add(*edf, Blocks("low", 1), 0, absl::Milliseconds(5));
-  Add(*edf, Blocks("high", 1), 2, absl::Milliseconds(50));
+  Add(*edf, Blocks("low", 1), 0, absl::Milliseconds(2));
+  Add(*edf, Blocks("high", 2), 2, absl::Microseconds(2500));
   Drain(*edf);
-  EXPECT_THAT(log_.Get(), ElementsAre("low0", "high0"));
+  EXPECT_THAT(log_.Get(), ElementsAre("low0", "high:cut"));
 }
 
 TEST_F(BlockSchedulerTest, CriticalJobOvertakesAtTheNextBlockBoundary) {
@@ -373,6 +375,15 @@ TEST_F(BlockSchedulerTest, PacksOnlyTheSameKeyAndNeverBeyondMaxBatch) {
   EXPECT_THAT(log_.Get(), ElementsAre("a0+b0", "other0", "c0"));
 }
 
+TEST_F(BlockSchedulerTest, OnlyPeersOfOneCriticalityPack) {
+  auto s = Make(SchedulingPolicy::kTandemRt, /*max_batch=*/4);
+  Add(*s, Batchable("crit", 1), 2, absl::Milliseconds(50));
+  Add(*s, Batchable("low", 1), 0, absl::Milliseconds(50));
+  Add(*s, Batchable("peer", 1), 2, absl::Milliseconds(60));
+  Drain(*s);
+  EXPECT_THAT(log_.Get(), ElementsAre("crit0+peer0", "low0"));
+}
+
 TEST_F(BlockSchedulerTest, WithoutPackingEveryJobStepsAlone) {
   auto s = Make(SchedulingPolicy::kEdfEarlyDrop, /*max_batch=*/1);
   Add(*s, Batchable("a", 1), 0, absl::Milliseconds(10));
@@ -475,6 +486,66 @@ TEST(BlockSchedulerThreadsTest, WorkersRunEveryStepAndShutdownIsConcurrent) {
   a.join();
   b.join();
   s.reset();
+}
+
+// A job of one step that runs until released.
+class BlockingJob : public Job {
+ public:
+  BlockingJob(absl::Notification* started, absl::Notification* release,
+              absl::Duration predicted = absl::Milliseconds(1))
+      : started_(started), release_(release), predicted_(predicted) {}
+  Next Step() override {
+    started_->Notify();
+    if (release_ != nullptr) release_->WaitForNotification();
+    return Next::kDone;
+  }
+  absl::Duration RemainingWork() const override { return predicted_; }
+  void Cut(const absl::Status&) override {}
+
+ private:
+  absl::Notification* const started_;
+  absl::Notification* const release_;
+  const absl::Duration predicted_;
+};
+
+TEST(BlockSchedulerThreadsTest, TheLaneTakesShortOrCriticalStepsOnly) {
+  BlockScheduler::Options options;
+  options.workers = 2;
+  options.lane.workers = 1;
+  options.lane.max_step = absl::Milliseconds(5);
+  options.lane.criticality = 2;
+  BlockScheduler s(options);
+  auto submit = [&](int criticality, absl::Duration step,
+                    absl::Notification* started, absl::Notification* release) {
+    JobSpec spec;
+    spec.task = absl::StrCat("c", criticality);
+    spec.criticality = criticality;
+    spec.deadline = absl::Now() + absl::Seconds(60);
+    ASSERT_TRUE(
+        s.Submit(spec, std::make_unique<BlockingJob>(started, release, step))
+            .ok());
+  };
+  // A long block holds the general worker (the lane would not take it).
+  absl::Notification long_started, long_release;
+  submit(0, absl::Milliseconds(50), &long_started, &long_release);
+  ASSERT_TRUE(long_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // Another long low job waits: the lane does not take it.
+  absl::Notification long_waits;
+  submit(0, absl::Milliseconds(50), &long_waits, nullptr);
+  // A short job of the same level runs beside the long block, and so does
+  // a long critical one.
+  absl::Notification short_started, short_release;
+  submit(0, absl::Milliseconds(1), &short_started, &short_release);
+  EXPECT_TRUE(short_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  short_release.Notify();
+  absl::Notification critical_started;
+  submit(2, absl::Milliseconds(50), &critical_started, nullptr);
+  EXPECT_TRUE(
+      critical_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(long_waits.HasBeenNotified());
+  long_release.Notify();
+  EXPECT_TRUE(long_waits.WaitForNotificationWithTimeout(absl::Seconds(10)));
 }
 
 TEST(SchedulingPolicyTest, NamesRoundTripAndMisspellingsAreRefused) {

@@ -1,11 +1,13 @@
 #include "edge/edge_agent.h"
 
 #include <ATen/Parallel.h>
+#include <sched.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -134,6 +136,14 @@ absl::Duration ExpectedWork(
   return work;
 }
 
+// Whether `workers` threads outnumber the cores this process may run on.
+bool SharedCores(int workers) {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return false;
+  return CPU_COUNT(&cpus) < workers;
+}
+
 }  // namespace
 
 tandem::v1::EdgeConfig WithEdgeDefaults(tandem::v1::EdgeConfig config) {
@@ -229,6 +239,10 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
   agent->scheduler_ =
       std::make_unique<BlockScheduler>(std::move(scheduler_options));
   agent->services_.scheduler = agent->scheduler_.get();
+  {
+    absl::MutexLock lock(&agent->mu_);
+    agent->UpdateLane(*agent->task_set_);
+  }
   TANDEM_LOG(INFO) << "scheduler: " << SchedulingPolicyName(agent->policy_)
                    << ", " << config.worker_threads() << " workers on "
                    << (config.device().empty() ? "cpu" : config.device());
@@ -287,7 +301,31 @@ absl::Status EdgeAgent::Reload(const tandem::v1::EdgeConfig& config) {
   absl::MutexLock lock(&mu_);
   policies_ = std::move(policies);
   task_set_ = std::make_shared<const TaskSet>(*std::move(tasks));
+  if (scheduler_ != nullptr) UpdateLane(*task_set_);
   return absl::OkStatus();
+}
+
+void EdgeAgent::UpdateLane(const TaskSet& tasks) {
+  // tandem_rt keeps a fast lane when the device has a worker to spare: one
+  // worker takes no step longer than a quarter of the tightest task
+  // deadline, unless its job is of the most critical level.
+  BlockScheduler::Lane lane;
+  if (policy_ == SchedulingPolicy::kTandemRt && config_.worker_threads() >= 2 &&
+      !tasks.tasks.empty()) {
+    double tightest_ms = std::numeric_limits<double>::infinity();
+    int top = std::numeric_limits<int>::min();
+    for (const auto& [name, task] : tasks.tasks) {
+      tightest_ms = std::min(tightest_ms, task.config.deadline_ms());
+      top = std::max(top, task.config.criticality());
+    }
+    lane.workers = 1;
+    lane.max_step = absl::Milliseconds(tightest_ms / 4);
+    lane.criticality = top;
+    TANDEM_LOG(INFO) << "scheduler: a fast lane of one worker (steps up to "
+                     << absl::FormatDuration(lane.max_step)
+                     << ", or of criticality " << top << ")";
+  }
+  scheduler_->SetLane(lane);
 }
 
 absl::StatusOr<EdgeAgent::TaskSet> EdgeAgent::BuildTasks(
@@ -350,7 +388,7 @@ absl::StatusOr<EdgeAgent::TaskSet> EdgeAgent::BuildTasks(
       scaler_task.levels.push_back(1);
       scaler_task.work.push_back(at_floor);
     }
-    if (cloud_ != nullptr) {
+    if (cloud_ != nullptr && config.scaling().offload_level()) {
       scaler_task.levels.push_back(2);  // The edge only sends.
       scaler_task.work.push_back(absl::ZeroDuration());
     } else if (state.forced_exit >= 0) {
@@ -402,7 +440,9 @@ absl::StatusOr<EdgeAgent::TaskSet> EdgeAgent::BuildTasks(
     options.restore_utilization = scaling.restore_utilization();
   if (scaling.restore_windows() > 0)
     options.restore_windows = scaling.restore_windows();
-  options.workers = workers;
+  // Workers that share fewer cores than their number time-slice them: the
+  // device is busy while any of them is.
+  options.workers = SharedCores(workers) ? 1 : workers;
   set.scaler =
       std::make_shared<ModelScaler>(std::move(scaled), options, clock_);
   return set;
@@ -595,7 +635,9 @@ absl::StatusOr<std::unique_ptr<InferJob>> EdgeAgent::Prepare(
   int level = 0;
   ModelScaler* scaler = task != nullptr ? tasks->scaler.get() : nullptr;
   if (scaler != nullptr) {
-    scaler->Tick(scheduler_->counters().busy);
+    const BlockScheduler::Counters counters = scheduler_->counters();
+    scaler->Tick(SharedCores(config_.worker_threads()) ? counters.any_busy
+                                                       : counters.busy);
     scaler->OnRelease(request.task());
     level = scaler->Level(request.task());
   }

@@ -136,6 +136,8 @@ class EdgeAgent {
       const tandem::v1::InferRequest& request, absl::Time received,
       absl::Time* deadline, JobSpec* spec, InferCallback* done)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The scheduler's fast lane for `tasks` (tandem_rt with >= 2 workers).
+  void UpdateLane(const TaskSet& tasks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the real-time state of `model`'s tasks to a plan's reason.
   void AppendRealTime(const std::string& model, tandem::v1::Plan* plan) const
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -72,6 +72,18 @@ void ModelScaler::Tick(absl::Duration busy) {
                                              (1 - kRateWeight) * state.rate_hz;
     state.released = 0;
   }
+  // The profile's figures against what the workers did: the predictions
+  // are scaled by the measured ratio (contention, batching and exits the
+  // profile does not see), smoothed over windows.
+  // Only an unsaturated window says what the demand was.
+  calibration_ = 1;
+  const double modelled = PredictedUtilization(nullptr, 0);
+  if (modelled > 0.05 && utilization < options_.degrade_utilization) {
+    measured_ratio_ = std::clamp(kRateWeight * (utilization / modelled) +
+                                     (1 - kRateWeight) * measured_ratio_,
+                                 0.25, 4.0);
+  }
+  calibration_ = measured_ratio_;
   if (options_.enabled) CloseWindow(now, utilization);
   misses_ = 0;
   window_start_ = now;
@@ -85,7 +97,7 @@ double ModelScaler::PredictedUtilization(const State* changed,
     const size_t i = &state == changed ? index : state.index;
     load += state.rate_hz * absl::ToDoubleSeconds(state.task.work[i]);
   }
-  return load / std::max(1, options_.workers);
+  return calibration_ * load / std::max(1, options_.workers);
 }
 
 void ModelScaler::Move(State* state, int step, absl::Time at,

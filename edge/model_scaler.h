@@ -5,12 +5,12 @@
 //
 //   0  the full plan;
 //   1  exit thresholds lowered to the task's accuracy floor;
-//   2  more offloading (split 0 when a cloud is configured);
+//   2  more offloading (split 0; with a cloud, when the config asks for it);
 //   3  forced exit at the earliest exit that meets the floor, on the edge.
 //
-// A task only takes the levels it has (no cloud: no level 2; no exit meeting
-// the floor: no level 3); `TaskLevels` lists them with each one's predicted
-// edge work per job.
+// A task only takes the levels it has (level 2 or 3, not both; no exit
+// meeting the floor: no level 3); ScalerTask lists them with each one's
+// predicted edge work per job.
 //
 // The controller judges windows of `window` length: a window with a miss,
 // or whose workers were busier than `degrade_utilization`, degrades one
@@ -18,7 +18,10 @@
 // `restore_utilization` restore one step — and only when the load predicted
 // after restoring (each task's measured rate × its work at the level) stays
 // below `restore_utilization`, so a restore does not re-create the overload
-// it follows. Decisions are lazy: made in Tick, from the injected clock.
+// it follows. Predictions come from the profile's work per level, scaled by
+// the measured ratio of real to predicted utilization (contention, exits
+// and packing the profile does not see). Decisions are lazy: made in Tick,
+// from the injected clock.
 //
 // Torch-free and thread-safe.
 #ifndef TANDEM_EDGE_MODEL_SCALER_H_
@@ -47,7 +50,7 @@ struct ScalerTask {
 class ModelScaler {
  public:
   struct Options {
-    absl::Duration window = absl::Milliseconds(250);
+    absl::Duration window = absl::Milliseconds(100);
     double degrade_utilization = 0.9;
     double restore_utilization = 0.6;
     int restore_windows = 4;
@@ -112,6 +115,9 @@ class ModelScaler {
   int64_t misses_ ABSL_GUARDED_BY(mu_) = 0;  // In the current window.
   int calm_windows_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Change> changes_ ABSL_GUARDED_BY(mu_);
+  // Measured over predicted utilization, smoothed; applied to predictions.
+  double measured_ratio_ ABSL_GUARDED_BY(mu_) = 1;
+  double calibration_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace tandem

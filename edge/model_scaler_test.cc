@@ -2,6 +2,7 @@
 // overload, in what order, and how it is restored once the load falls.
 #include "edge/model_scaler.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,17 @@ class ModelScalerTest : public ::testing::Test {
     clock_.Advance(absl::Milliseconds(100));
     busy_ += absl::Milliseconds(100) * utilization;
     scaler_->Tick(busy_);
+  }
+
+  // What `per_task` jobs of each task per window keep the worker busy at
+  // the current levels (the demand the workers would measure).
+  double Demand(int per_task) {
+    const absl::Duration work[] = {absl::Milliseconds(10),
+                                   absl::Milliseconds(8), absl::ZeroDuration(),
+                                   absl::Milliseconds(2)};
+    const absl::Duration busy =
+        per_task * (work[scaler_->Level("low")] + work[scaler_->Level("high")]);
+    return std::min(1.0, absl::FDivDuration(busy, absl::Milliseconds(100)));
   }
 
   FakeClock clock_;
@@ -96,12 +108,12 @@ TEST_F(ModelScalerTest, RestoresHighestCriticalityFirstWithHysteresis) {
   ASSERT_EQ(scaler_->Level("high"), 3);
   // The load falls to 1 job per task per 100 ms (4% busy at level 3).
   // Three calm windows are not enough (restore_windows 4).
-  for (int i = 0; i < 3; ++i) Window(1, 0.04);
+  for (int i = 0; i < 3; ++i) Window(1, Demand(1));
   EXPECT_EQ(scaler_->Level("high"), 3);
-  Window(1, 0.04);
+  Window(1, Demand(1));
   EXPECT_EQ(scaler_->Level("high"), 1);  // One step, the critical task first.
   EXPECT_EQ(scaler_->Level("low"), 3);
-  for (int i = 0; i < 40; ++i) Window(1, 0.1);
+  for (int i = 0; i < 40; ++i) Window(1, Demand(1));
   // Everything back: 20 ms per 100 ms predicted, below restore_utilization.
   EXPECT_EQ(scaler_->Level("high"), 0);
   EXPECT_EQ(scaler_->Level("low"), 0);
@@ -115,7 +127,7 @@ TEST_F(ModelScalerTest, DoesNotRestoreIntoThePredictedOverload) {
   // 4 jobs per task per 100 ms: calm. Restoring high to level 0 predicts
   // (4*2 + 4*10) ms = 48% per 100 ms: allowed; restoring low to level 1
   // then predicts (4*8 + 4*10) = 72% >= 60%: refused, for good.
-  for (int i = 0; i < 60; ++i) Window(4, 0.16);
+  for (int i = 0; i < 60; ++i) Window(4, Demand(4));
   EXPECT_EQ(scaler_->Level("high"), 0);
   EXPECT_EQ(scaler_->Level("low"), 3);
 }
