@@ -170,12 +170,12 @@ bool BlockScheduler::Before(const Entry& a, const Entry& b,
   return by_arrival;
 }
 
-bool BlockScheduler::Pick(absl::Time now, bool lane, Work* work) {
+bool BlockScheduler::Pick(absl::Time now, Serves serves, Work* work) {
   Entry* best = nullptr;
   JobId best_id = 0;
   const bool to_completion = RunsToCompletion(options_.policy);
   for (auto& [entry_id, entry] : jobs_) {
-    if (entry.running || entry.waiting || (lane && !InLane(entry))) continue;
+    if (entry.running || entry.waiting || !Takes(serves, entry)) continue;
     if (best != nullptr) {
       // A started job of a run-to-completion policy goes first.
       if (to_completion && entry.started != best->started) {
@@ -220,7 +220,7 @@ bool BlockScheduler::Pick(absl::Time now, bool lane, Work* work) {
       ++counters_.preemptions;
     }
     last_stepped_ = best_id;
-    if (options_.max_batch > 1 && !e.batch_key.empty()) Pack(now, lane, work);
+    if (options_.max_batch > 1 && !e.batch_key.empty()) Pack(now, serves, work);
   }
   for (auto& [id, entry] : work->jobs) {
     entry->running = true;
@@ -236,14 +236,30 @@ bool BlockScheduler::InLane(const Entry& entry) const {
   return entry.spec.criticality >= lane_.criticality || step <= lane_.max_step;
 }
 
-void BlockScheduler::Pack(absl::Time now, bool lane, Work* work) {
+bool BlockScheduler::Takes(Serves serves, const Entry& entry) const {
+  switch (serves) {
+    case Serves::kAll:
+      return true;
+    case Serves::kLane:
+      return InLane(entry);
+    case Serves::kOthers:
+      return !(lane_.exclusive && lane_.workers > 0) || !InLane(entry);
+  }
+  return true;
+}
+
+BlockScheduler::Serves BlockScheduler::ServesOf(int worker) const {
+  return worker < lane_.workers ? Serves::kLane : Serves::kOthers;
+}
+
+void BlockScheduler::Pack(absl::Time now, Serves serves, Work* work) {
   Entry& leader = *work->jobs.front().second;
   // Candidates in the policy's order, most urgent first.
   std::vector<std::pair<JobId, Entry*>> candidates;
   for (auto& [id, entry] : jobs_) {
     if (&entry == &leader || entry.running || entry.waiting ||
         entry.batch_key != leader.batch_key || now >= entry.spec.deadline ||
-        entry.step_times.empty() || (lane && !InLane(entry)) ||
+        entry.step_times.empty() || !Takes(serves, entry) ||
         // Rows of a less critical job would lengthen a more critical one's
         // step: only peers pack.
         entry.spec.criticality != leader.spec.criticality) {
@@ -273,8 +289,8 @@ void BlockScheduler::Pack(absl::Time now, bool lane, Work* work) {
     const absl::Duration step = leader.step_times[rows - 1];
     if (step == absl::InfiniteDuration()) break;
     // A lane worker keeps its batches short too.
-    if (lane && leader.spec.criticality < lane_.criticality &&
-        step > lane_.max_step) {
+    if (serves == Serves::kLane &&
+        leader.spec.criticality < lane_.criticality && step > lane_.max_step) {
       break;
     }
     work->jobs.push_back(candidate);
@@ -356,7 +372,8 @@ bool BlockScheduler::RunOnce() {
   Work work;
   {
     absl::MutexLock lock(&mu_);
-    if (!Pick(clock_->Now(), /*lane=*/false, &work)) return false;
+    // RunOnce stands for every worker at once.
+    if (!Pick(clock_->Now(), Serves::kAll, &work)) return false;
   }
   Serve(work);
   return true;
@@ -384,7 +401,7 @@ void BlockScheduler::WorkerLoop(int index) {
       // is served at once (late ones are cut), so no timed wake-up is needed.
       bool found = false;
       while (!stopping_ &&
-             !(found = Pick(clock_->Now(), index < lane_.workers, &work))) {
+             !(found = Pick(clock_->Now(), ServesOf(index), &work))) {
         ready_.Wait(&mu_);
       }
       if (!found) return;

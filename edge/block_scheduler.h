@@ -133,13 +133,17 @@ class BlockScheduler {
   // more workers than cores the OS time-slices a lane step beside a long
   // block: the preemption blocks lack.
   // The other workers run at this nice value while there is a lane (Linux:
-  // setpriority on the thread), so the OS gives a lane step most of the core
-  // at once instead of waiting out a time slice.
+  // setpriority on the thread; 19 weighs 1/70 of nice 0), so the OS gives a
+  // lane step nearly all of the core at once instead of waiting out a slice.
+  // `exclusive` (for workers that outnumber their cores): the other workers
+  // take only what the lane does not, so a short critical step never runs
+  // on a niced thread while the lane runs a less critical one.
   struct Lane {
     int workers = 0;
     absl::Duration max_step = absl::ZeroDuration();
     int criticality = std::numeric_limits<int>::max();
-    int background_nice = 10;
+    int background_nice = 19;
+    bool exclusive = false;
   };
 
   struct Options {
@@ -232,13 +236,18 @@ class BlockScheduler {
 
   // The ready job to serve next under the policy, what to do with it, and
   // the jobs packed with it; false when nothing is ready.
-  // `lane`: for a lane worker (only jobs InLane).
-  bool Pick(absl::Time now, bool lane, Work* work)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds to `work` the ready jobs that may share its leader's step.
-  void Pack(absl::Time now, bool lane, Work* work)
+  // Which jobs a worker takes: a lane worker those InLane; the others,
+  // beside an exclusive lane, those not InLane; RunOnce any.
+  enum class Serves { kAll, kLane, kOthers };
+  Serves ServesOf(int worker) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Takes(Serves serves, const Entry& entry) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool InLane(const Entry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Pick(absl::Time now, Serves serves, Work* work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to `work` the ready jobs that may share its leader's step.
+  void Pack(absl::Time now, Serves serves, Work* work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes the workers that may serve a newly ready job: all of them when
   // some serve only part of the jobs.
   void Wake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -548,6 +548,37 @@ TEST(BlockSchedulerThreadsTest, TheLaneTakesShortOrCriticalStepsOnly) {
   EXPECT_TRUE(long_waits.WaitForNotificationWithTimeout(absl::Seconds(10)));
 }
 
+TEST(BlockSchedulerThreadsTest, BesideAnExclusiveLaneOthersTakeOnlyLongSteps) {
+  BlockScheduler::Options options;
+  options.workers = 2;
+  options.lane.workers = 1;
+  options.lane.max_step = absl::Milliseconds(5);
+  options.lane.exclusive = true;
+  options.lane.background_nice = 0;  // Nothing to prove about the OS here.
+  BlockScheduler s(options);
+  auto submit = [&](absl::Duration step, absl::Notification* started,
+                    absl::Notification* release) {
+    JobSpec spec;
+    spec.task = "t";
+    spec.deadline = absl::Now() + absl::Seconds(60);
+    ASSERT_TRUE(
+        s.Submit(spec, std::make_unique<BlockingJob>(started, release, step))
+            .ok());
+  };
+  // A short step holds the lane; another short one waits for it rather than
+  // go to the other worker, which takes a long one.
+  absl::Notification short_started, short_release, second_short, long_started;
+  submit(absl::Milliseconds(1), &short_started, &short_release);
+  ASSERT_TRUE(short_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  submit(absl::Milliseconds(1), &second_short, nullptr);
+  submit(absl::Milliseconds(50), &long_started, nullptr);
+  EXPECT_TRUE(long_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(second_short.HasBeenNotified());
+  short_release.Notify();
+  EXPECT_TRUE(second_short.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
 TEST(SchedulingPolicyTest, NamesRoundTripAndMisspellingsAreRefused) {
   for (int p = 0; p <= static_cast<int>(SchedulingPolicy::kTandemRt); ++p) {
     const auto policy = static_cast<SchedulingPolicy>(p);

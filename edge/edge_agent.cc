@@ -321,6 +321,11 @@ void EdgeAgent::UpdateLane(const TaskSet& tasks) {
     lane.workers = 1;
     lane.max_step = absl::Milliseconds(tightest_ms / 4);
     lane.criticality = top;
+    // Workers sharing fewer cores split the work into two priority bands:
+    // the lane's at nice 0, the long steps at nice 19. With a core each,
+    // OS priorities do not matter and the others take anything.
+    lane.exclusive = SharedCores(config_.worker_threads());
+    lane.background_nice = lane.exclusive ? 19 : 0;
     TANDEM_LOG(INFO) << "scheduler: a fast lane of one worker (steps up to "
                      << absl::FormatDuration(lane.max_step)
                      << ", or of criticality " << top << ")";
@@ -470,7 +475,10 @@ void EdgeAgent::ApplyScaling(int level, const ProgressiveModel& model,
           keeper_->EstimateLocal(model, 0, task.forced_exit + 1);
     }
   } else if (level == 3 && !forced.empty()) {
-    route->split = model.num_blocks();
+    // A route that offloads before the forced exit keeps its split: pulling
+    // the blocks back here would add edge work, not save it; the cloud then
+    // leaves at the forced exit.
+    if (route->split > task.forced_exit) route->split = model.num_blocks();
     route->thresholds = forced;
   }
 }
