@@ -133,16 +133,17 @@ class BlockScheduler {
   // more workers than cores the OS time-slices a lane step beside a long
   // block: the preemption blocks lack.
   // The other workers run at this nice value while there is a lane (Linux:
-  // setpriority on the thread; 19 weighs 1/70 of nice 0), so the OS gives a
-  // lane step nearly all of the core at once instead of waiting out a slice.
-  // `exclusive` (for workers that outnumber their cores): the other workers
-  // take only what the lane does not, so a short critical step never runs
-  // on a niced thread while the lane runs a less critical one.
+  // setpriority on the thread; 10 weighs 1/9 of nice 0), so the OS gives a
+  // lane step most of the core at once instead of waiting out a slice.
+  // `exclusive`: the other workers take only what the lane does not, so a
+  // short critical step never runs on a niced thread while the lane runs a
+  // less critical one (the agent does not use it: on one shared core it
+  // starved the less critical short tasks in the mixed bench).
   struct Lane {
     int workers = 0;
     absl::Duration max_step = absl::ZeroDuration();
     int criticality = std::numeric_limits<int>::max();
-    int background_nice = 19;
+    int background_nice = 10;
     bool exclusive = false;
   };
 

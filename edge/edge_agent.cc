@@ -321,11 +321,11 @@ void EdgeAgent::UpdateLane(const TaskSet& tasks) {
     lane.workers = 1;
     lane.max_step = absl::Milliseconds(tightest_ms / 4);
     lane.criticality = top;
-    // Workers sharing fewer cores split the work into two priority bands:
-    // the lane's at nice 0, the long steps at nice 19. With a core each,
-    // OS priorities do not matter and the others take anything.
-    lane.exclusive = SharedCores(config_.worker_threads());
-    lane.background_nice = lane.exclusive ? 19 : 0;
+    // Workers sharing fewer cores: the others run at nice 10, so a lane
+    // step gets most of the core at once; they still take any step (an
+    // exclusive lane starved the less critical short tasks in the mixed
+    // bench). With a core each, OS priorities do not matter.
+    lane.background_nice = SharedCores(config_.worker_threads()) ? 10 : 0;
     TANDEM_LOG(INFO) << "scheduler: a fast lane of one worker (steps up to "
                      << absl::FormatDuration(lane.max_step)
                      << ", or of criticality " << top << ")";

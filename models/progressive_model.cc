@@ -1,5 +1,6 @@
 #include "models/progressive_model.h"
 
+#include <time.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -29,6 +30,14 @@ struct ProgressiveModel::Modules {
 };
 
 namespace {
+
+// The calling thread's CPU time (LibTorch runs each call on it: the agent
+// sets one intra-op thread).
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+}
 
 constexpr char kPlatform[] = "tandem_torchscript";
 
@@ -328,7 +337,7 @@ absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input,
                                                    end, ") is outside [0, ",
                                                    num_blocks(), "]"));
   }
-  const auto start = std::chrono::steady_clock::now();
+  const std::chrono::nanoseconds start = ThreadCpuTime();
   absl::StatusOr<at::Tensor> out =
       GuardTorch("running blocks", [&]() -> absl::StatusOr<at::Tensor> {
         c10::InferenceMode guard;
@@ -347,7 +356,7 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
     return absl::InvalidArgumentError(
         absl::StrCat("block ", block, " has no exit head"));
   }
-  const auto start = std::chrono::steady_clock::now();
+  const std::chrono::nanoseconds start = ThreadCpuTime();
   absl::StatusOr<ExitEvaluation> out =
       GuardTorch("evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
         c10::InferenceMode guard;
@@ -381,7 +390,7 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
 
 absl::StatusOr<at::Tensor> ProgressiveModel::Forward(
     const at::Tensor& input) const {
-  const auto start = std::chrono::steady_clock::now();
+  const std::chrono::nanoseconds start = ThreadCpuTime();
   absl::StatusOr<at::Tensor> out =
       GuardTorch("forward", [&]() -> absl::StatusOr<at::Tensor> {
         c10::InferenceMode guard;
@@ -391,14 +400,16 @@ absl::StatusOr<at::Tensor> ProgressiveModel::Forward(
   return out;
 }
 
-void ProgressiveModel::Dilate(
-    std::chrono::steady_clock::time_point start) const {
+void ProgressiveModel::Dilate(std::chrono::nanoseconds start) const {
   if (slowdown_ <= 1.0) return;
-  const auto now = std::chrono::steady_clock::now();
-  const auto until =
-      now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                (now - start) * (slowdown_ - 1.0));
-  while (std::chrono::steady_clock::now() < until) {
+  // CPU time, not wall time: a worker that shares its core with others (or
+  // is preempted) is not charged for the time it did not run, so the device
+  // stays s times slower however its workers are scheduled.
+  const std::chrono::nanoseconds own = ThreadCpuTime() - start;
+  const std::chrono::nanoseconds until =
+      ThreadCpuTime() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            own * (slowdown_ - 1.0));
+  while (ThreadCpuTime() < until) {
     // Busy: the emulated device is computing, not idle.
   }
 }

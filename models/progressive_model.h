@@ -44,9 +44,10 @@ struct ModelLoadOptions {
   int warmup_runs = 0;
   // Device emulation, for benchmarks only: after each call that runs the
   // network (RunBlocks, EvaluateExit, Forward) the calling thread stays busy
-  // for (s - 1) times the call's own duration, so the device looks s times
+  // for (s - 1) times the call's own CPU time, so the device looks s times
   // slower at every model size while CPU contention stays real (the worker
-  // spins, it does not sleep). 1: the device as it is.
+  // spins, it does not sleep, and a worker sharing its core is charged only
+  // for the time it ran). 1: the device as it is.
   double emulated_slowdown = 1.0;
 };
 
@@ -99,8 +100,9 @@ class ProgressiveModel {
   ProgressiveModel();
   absl::Status Bind(const std::string& model_pt);
   absl::Status DryRun(int runs);
-  // Spins until `elapsed since start` has grown to slowdown_ times itself.
-  void Dilate(std::chrono::steady_clock::time_point start) const;
+  // Spins until the calling thread's CPU time since `start` has grown to
+  // slowdown_ times itself.
+  void Dilate(std::chrono::nanoseconds start) const;
 
   tandem::v1::ModelConfig config_;
   std::string version_;

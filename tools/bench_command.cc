@@ -203,7 +203,7 @@ absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
   fs::remove(work / "edge.port", ignored);
   fs::remove(work / "edge.sock", ignored);
   // The edge has core 0 to itself and is made slower by dilation (every
-  // model call keeps the worker busy for (s - 1) times its own duration), a
+  // model call keeps the worker busy for (s - 1) times its own CPU time), a
   // slowdown that holds at every model size; the cloud has core 1.
   std::vector<std::string> edge_argv = {"taskset", "-c",   "0",  "bash",
                                         linkemu,   "exec", kNet, "edge"};
@@ -469,7 +469,7 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
       "\"model\": \"%s\", \"deadline_ms\": %d, \"edge_slowdown\": "
       "{\"configured\": %g, \"measured\": %.2f, \"in_profiles\": %.2f, "
       "\"emulation\": \"dilation: each edge model call keeps its worker busy "
-      "for (s - 1) x its duration\", \"measured_as\": \"median edge compute "
+      "for (s - 1) x its CPU time\", \"measured_as\": \"median edge compute "
       "of edge_only over median cloud compute of cloud_only\"}, \"energy\": "
       "\"%s\", \"requests\": %d,\n ",
       run.model_name, run.deadline_ms, run.slowdown, result.measured_slowdown,
