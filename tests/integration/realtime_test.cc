@@ -44,6 +44,7 @@ struct Done {
 
 struct Outcome {
   absl::Time critical_sent, long_done, critical_done;
+  std::string plan_reason;  // GetPlan of the critical task's model.
 };
 
 // One edge process under `policy`: the camera-sized model's full pass as the
@@ -132,6 +133,8 @@ absl::StatusOr<Outcome> Race(const std::string& policy) {
   outcome.critical_sent = critical_sent;
   outcome.long_done = long_job.at;
   outcome.critical_done = critical_job.at;
+  ASSIGN_OR_RETURN(tandem::v1::Plan plan, client->GetPlan("fmnist_branchy"));
+  outcome.plan_reason = plan.reason();
   edge.Signal(SIGTERM);
   (void)edge.Wait(absl::Seconds(30));
   std::filesystem::remove_all(dir);
@@ -146,6 +149,15 @@ TEST(Realtime, ACriticalRequestOvertakesALongOneAtABlockBoundary) {
   EXPECT_LT(rt.critical_done, rt.long_done)
       << "critical finished " << (rt.critical_done - rt.long_done)
       << " after the long job";
+  // `tandem plan` shows the task, its scaling level and the admission
+  // verdict.
+  EXPECT_NE(rt.plan_reason.find("real time (tandem_rt): tasks critical"),
+            std::string::npos)
+      << rt.plan_reason;
+  EXPECT_NE(rt.plan_reason.find("task 'critical' (criticality 2): level 0"),
+            std::string::npos)
+      << rt.plan_reason;
+  EXPECT_NE(rt.plan_reason.find("admission:"), std::string::npos);
 }
 
 TEST(Realtime, RunToCompletionMakesTheCriticalRequestWait) {
