@@ -45,6 +45,9 @@ bool AsCompactAs(const InferRequest& request, tandem::v1::Encoding encoding) {
          elements * per_element;
 }
 
+// Largest EdgeConfig.max_batch accepted.
+constexpr int kMaxBatch = 64;
+
 // "cpu", "cuda" or "cuda:N"; a CUDA device this LibTorch cannot use is
 // refused here, before any model loads.
 absl::Status CheckDevice(const std::string& device) {
@@ -175,6 +178,11 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
         "admission '", config.admission(), "' is neither enforce nor log"));
   }
   RETURN_IF_ERROR(CheckDevice(config.device()));
+  // Every job caches a predicted step time per batch size: keep it small.
+  if (config.max_batch() < 0 || config.max_batch() > kMaxBatch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_batch ", config.max_batch(), " is outside [0, ", kMaxBatch, "]"));
+  }
   agent->limits_.max_tensor_bytes = config.limits().max_tensor_bytes();
   at::set_num_threads(config.intra_op_threads());
   ModelLoadOptions load_options;

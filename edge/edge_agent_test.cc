@@ -14,6 +14,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/testing/status_matchers.h"
+#include "edge/testing/fake_cloud_link.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/tensor_codec.h"
@@ -28,10 +29,11 @@ using tandem::v1::InferRequest;
 using tandem::v1::InferResponse;
 using ::testing::HasSubstr;
 
-// Holds every Continue until Release; answers probes at once and reports a
-// cloud that runs each of the tiny model's blocks in 1 us.
-class HeldCloudLink : public CloudLink {
+// Holds every Continue until Release; otherwise the fake link of the tiny
+// model's three blocks.
+class HeldCloudLink : public testing::FakeCloudLink {
  public:
+  HeldCloudLink() : FakeCloudLink(3) {}
   absl::StatusOr<ContinueResponse> Continue(const tandem::v1::ContinueRequest&,
                                             absl::Time) override {
     return absl::UnimplementedError("the agent offloads asynchronously");
@@ -40,21 +42,6 @@ class HeldCloudLink : public CloudLink {
                      ContinueCallback done) override {
     absl::MutexLock lock(&mu_);
     held_.push_back({std::move(request), std::move(done)});
-  }
-  absl::StatusOr<tandem::v1::ProbeResponse> Probe(
-      const tandem::v1::ProbeRequest&, absl::Time) override {
-    return tandem::v1::ProbeResponse();
-  }
-  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
-      const std::string& model, absl::Time) override {
-    tandem::v1::GetProfileResponse response;
-    response.mutable_profile()->set_model_name(model);
-    for (int b = 0; b < 3; ++b) {
-      auto* block = response.mutable_profile()->add_blocks();
-      block->set_block(b);
-      block->set_latency_us(1);
-    }
-    return response;
   }
 
   // Whether `n` calls are held within 10 s.
@@ -293,6 +280,13 @@ TEST_F(EdgeAgentTest, DevicesAreCheckedAtLoad) {
   const absl::Status cuda = Start();
   EXPECT_EQ(cuda.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(cuda.message(), HasSubstr("no CUDA"));
+}
+
+TEST_F(EdgeAgentTest, AnOversizedMaxBatchIsRefused) {
+  config_.set_max_batch(1 << 30);
+  const absl::Status status = Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_batch"));
 }
 
 TEST_F(EdgeAgentTest, AnUnknownSchedulingPolicyIsRefused) {

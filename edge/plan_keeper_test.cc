@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/testing/status_matchers.h"
+#include "edge/testing/fake_cloud_link.h"
 #include "gtest/gtest.h"
 #include "models/testing/tiny_model.h"
 
@@ -14,33 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Answers probes at once and reports a cloud that runs every block in 1 us.
-class FakeCloudLink : public CloudLink {
- public:
-  explicit FakeCloudLink(int blocks) : blocks_(blocks) {}
-  absl::StatusOr<tandem::v1::ContinueResponse> Continue(
-      const tandem::v1::ContinueRequest&, absl::Time) override {
-    return absl::UnimplementedError("not in this test");
-  }
-  absl::StatusOr<tandem::v1::ProbeResponse> Probe(
-      const tandem::v1::ProbeRequest&, absl::Time) override {
-    return tandem::v1::ProbeResponse();
-  }
-  absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
-      const std::string& model, absl::Time) override {
-    tandem::v1::GetProfileResponse response;
-    response.mutable_profile()->set_model_name(model);
-    for (int b = 0; b < blocks_; ++b) {
-      auto* block = response.mutable_profile()->add_blocks();
-      block->set_block(b);
-      block->set_latency_us(1);
-    }
-    return response;
-  }
-
- private:
-  const int blocks_;
-};
+using testing::FakeCloudLink;
 
 class PlanKeeperTest : public ::testing::Test {
  protected:
