@@ -99,8 +99,29 @@ class BareEdge : public tandem::v1::EdgeService::CallbackService {
 struct Summary {
   SampleWindow overhead_ms{1 << 20}, total_ms{1 << 20}, compute_ms{1 << 20},
       bare_ms{1 << 20};
+  // Where the overhead went, as the agent's timings split it.
+  SampleWindow client_hop_ms{1 << 20}, edge_queue_ms{1 << 20},
+      encode_ms{1 << 20}, transfer_ms{1 << 20}, cloud_queue_ms{1 << 20},
+      agent_rest_ms{1 << 20};
   int64_t bytes = 0;
 };
+
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+// The overhead's parts, p50 each: the SDK <-> agent hop (client latency
+// minus the agent's receipt-to-reply), waiting in the agent's scheduler,
+// encoding, the cloud round trip net of the cloud's queue and compute, the
+// cloud's queue, and the rest of the agent's time (decoding, planning,
+// hand-offs between threads, building the reply).
+std::string BreakdownJson(Summary& s) {
+  return absl::StrFormat(
+      "{\"client_hop\": %.4f, \"edge_queue\": %.4f, \"encode\": %.4f, "
+      "\"cloud_round_trip\": %.4f, \"cloud_queue\": %.4f, "
+      "\"agent_rest\": %.4f}",
+      s.client_hop_ms.Percentile(50), s.edge_queue_ms.Percentile(50),
+      s.encode_ms.Percentile(50), s.transfer_ms.Percentile(50),
+      s.cloud_queue_ms.Percentile(50), s.agent_rest_ms.Percentile(50));
+}
 
 int Main() {
   const std::string repo = absl::GetFlag(FLAGS_model_repository);
@@ -223,6 +244,15 @@ int Main() {
           absl::ToDoubleMilliseconds(result->client_latency - compute));
       summary.total_ms.Add(absl::ToDoubleMilliseconds(result->client_latency));
       summary.compute_ms.Add(absl::ToDoubleMilliseconds(compute));
+      const InferResult::Timings& t = result->timings;
+      summary.client_hop_ms.Add(Ms(result->client_latency - t.total));
+      summary.edge_queue_ms.Add(Ms(t.edge_queue));
+      summary.encode_ms.Add(Ms(t.encode));
+      summary.transfer_ms.Add(Ms(t.transfer));
+      summary.cloud_queue_ms.Add(Ms(t.cloud_queue));
+      summary.agent_rest_ms.Add(Ms(t.total - t.edge_compute - t.encode -
+                                   t.transfer - t.cloud_queue -
+                                   t.cloud_compute - t.edge_queue));
       summary.bytes = result->bytes_sent;
       if ((i + 1) % (requests / 10 > 0 ? requests / 10 : 1) == 0) {
         std::cerr << name << ": " << (i + 1) << "/" << requests
@@ -237,13 +267,14 @@ int Main() {
         "\"total_ms\": {\"p50\": %.4f, \"p99\": %.4f}, \"compute_ms\": "
         "{\"p50\": %.4f}, \"bare_grpc_two_hops_ms\": {\"p50\": %.4f, "
         "\"p99\": %.4f}, \"overhead_p50_ms\": %.4f, "
-        "\"overhead_vs_bare_grpc\": %.4f}",
+        "\"overhead_vs_bare_grpc\": %.4f, \"overhead_p50_parts_ms\": %s}",
         name, requests, options.split_point.value(), summary.bytes,
         overhead_p50, summary.overhead_ms.Percentile(99),
         summary.overhead_ms.Mean(), summary.total_ms.Percentile(50),
         summary.total_ms.Percentile(99), summary.compute_ms.Percentile(50),
         bare_p50, summary.bare_ms.Percentile(99), overhead_p50,
-        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0));
+        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0,
+        BreakdownJson(summary)));
   }
   std::cout << "{" << absl::StrJoin(entries, ", ") << "}\n";
   client->reset();

@@ -137,6 +137,38 @@ void BlockScheduler::Resume(JobId id) {
   }
 }
 
+void BlockScheduler::ResumeHere(JobId id) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;
+    Entry& entry = it->second;
+    if (entry.running) {
+      entry.resumed_early = true;
+      return;
+    }
+    if (!entry.waiting) return;
+    entry.waiting = false;
+    if (stopping_) {
+      Wake();  // Shutdown cuts it.
+      return;
+    }
+    const absl::Time now = clock_->Now();
+    work.jobs = {{id, &entry}};
+    entry.running = true;
+    if (now >= entry.spec.deadline) {
+      work.action = Action::kCut;
+      work.why = absl::DeadlineExceededError(absl::StrCat(
+          "task '", entry.spec.task, "': the deadline passed while waiting"));
+    } else {
+      entry.started = true;
+      if (running_steps_++ == 0) busy_since_ = now;
+    }
+  }
+  Serve(work);
+}
+
 bool BlockScheduler::Before(const Entry& a, const Entry& b,
                             absl::Time now) const {
   const bool by_arrival = a.sequence < b.sequence;

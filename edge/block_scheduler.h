@@ -191,6 +191,12 @@ class BlockScheduler {
   // A job whose Step returned kWait is ready again. May be called from any
   // thread, even before that Step has returned; unknown ids are ignored.
   void Resume(JobId id);
+  // Resume, but the job's next step runs on the calling thread rather than
+  // on a worker: for a step that does no device work (answering from an
+  // offload's reply), whose hand-off to a worker would cost more than the
+  // step itself. A job still inside the step that returned kWait, or not
+  // waiting, is left to the workers as Resume would.
+  void ResumeHere(JobId id);
 
   // Runs one scheduling decision on the calling thread (a step, or a cut):
   // for tests with `workers = 0`. False when nothing is ready.

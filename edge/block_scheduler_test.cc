@@ -238,6 +238,35 @@ TEST_F(BlockSchedulerTest, AWaitingJobHoldsNoWorker) {
   EXPECT_EQ(s->held_jobs(), 0u);
 }
 
+TEST_F(BlockSchedulerTest, ResumeHereRunsTheNextStepOnTheCallingThread) {
+  auto s = Make(SchedulingPolicy::kTandemRt);
+  FakeJob::Spec offloading = Blocks("off", 2);
+  offloading.wait_after = 0;
+  const auto id = Add(*s, offloading, 1, absl::Milliseconds(100));
+  Add(*s, Blocks("other", 1), 0, absl::Milliseconds(100));
+  ASSERT_TRUE(s->RunOnce());  // off0, then waits.
+  s->ResumeHere(id);          // The reply: off1 runs here, no worker.
+  EXPECT_THAT(log_.Get(), ElementsAre("off0", "off1"));
+  EXPECT_EQ(s->held_jobs(), 1u);  // Only "other" is left, still ready.
+  EXPECT_EQ(s->ready_jobs(), 1u);
+  EXPECT_EQ(s->counters().done, 1);
+  s->ResumeHere(id);  // Finished: ignored.
+  Drain(*s);
+  EXPECT_THAT(log_.Get(), ElementsAre("off0", "off1", "other0"));
+}
+
+TEST_F(BlockSchedulerTest, ResumeHereCutsAJobWhoseDeadlinePassedWhileWaiting) {
+  auto s = Make(SchedulingPolicy::kTandemRt);
+  FakeJob::Spec offloading = Blocks("off", 2);
+  offloading.wait_after = 0;
+  const auto id = Add(*s, offloading, 1, absl::Milliseconds(5));
+  ASSERT_TRUE(s->RunOnce());
+  clock_.Advance(absl::Milliseconds(10));
+  s->ResumeHere(id);
+  EXPECT_THAT(log_.Get(), ElementsAre("off0", "off:cut"));
+  EXPECT_EQ(s->held_jobs(), 0u);
+}
+
 TEST_F(BlockSchedulerTest, LateJobsAreCutUnderEveryPolicy) {
   for (int p = 0; p <= static_cast<int>(SchedulingPolicy::kTandemRt); ++p) {
     const auto policy = static_cast<SchedulingPolicy>(p);

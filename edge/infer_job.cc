@@ -269,12 +269,20 @@ Job::Next InferJob::StartOffload() {
   services_->cloud->ContinueAsync(std::move(offload), cloud_deadline,
                                   [slot, scheduler, id, in_flight, clock](
                                       absl::StatusOr<ContinueResponse> reply) {
+                                    const bool answered = reply.ok();
                                     {
                                       absl::MutexLock lock(&slot->mu);
                                       slot->replied = clock->Now();
                                       slot->reply = std::move(reply);
                                     }
-                                    scheduler->Resume(id);
+                                    // The cloud's answer needs no device
+                                    // work: answer it here, not through a
+                                    // worker. A failure finishes on the edge.
+                                    if (answered) {
+                                      scheduler->ResumeHere(id);
+                                    } else {
+                                      scheduler->Resume(id);
+                                    }
                                     if (in_flight) in_flight(-1);
                                   });
   return Next::kWait;

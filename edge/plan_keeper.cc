@@ -101,6 +101,7 @@ absl::StatusOr<std::unique_ptr<PlanKeeper>> PlanKeeper::Create(
     keeper->RefreshCloudProfiles();
     keeper->prober_ = std::thread([k = keeper.get()] { k->ProbeLoop(); });
   }
+  keeper->planner_ = std::thread([k = keeper.get()] { k->PlanLoop(); });
   return keeper;
 }
 
@@ -110,6 +111,7 @@ PlanKeeper::~PlanKeeper() {
     stopping_ = true;
   }
   if (prober_.joinable()) prober_.join();
+  if (planner_.joinable()) planner_.join();
 }
 
 PlannerInput PlanKeeper::InputFor(
@@ -199,6 +201,44 @@ bool PlanKeeper::NeedsReplan(const ModelState& state,
          clock_->Now() - state.planned_at > interval;
 }
 
+void PlanKeeper::WantReplans() {
+  for (auto& [name, state] : states_) {
+    if (state.replan_pending || state.plan == nullptr ||
+        !NeedsReplan(state, state.planned_policy)) {
+      continue;
+    }
+    state.replan_pending = true;
+    ++pending_replans_;
+  }
+}
+
+void PlanKeeper::PlanLoop() {
+  absl::MutexLock lock(&mu_);
+  auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || pending_replans_ > 0;
+  };
+  while (true) {
+    mu_.Await(absl::Condition(&wanted));
+    if (stopping_) return;
+    for (auto& [name, state] : states_) {
+      if (!state.replan_pending) continue;
+      // A plan that cannot be made leaves the current one in place; the
+      // next request that needs one reports why.
+      (void)DefaultPlan(*models_.at(name), state.policy, state);
+      state.replan_pending = false;
+      --pending_replans_;
+    }
+  }
+}
+
+void PlanKeeper::WaitForPlans() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || pending_replans_ == 0;
+  };
+  mu_.Await(absl::Condition(&done));
+}
+
 absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
     const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
     const Sla& sla) {
@@ -207,8 +247,16 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
   if (it == states_.end())
     return absl::NotFoundError("no profile for " + model.name());
   ModelState& state = it->second;
-  ASSIGN_OR_RETURN(std::shared_ptr<const tandem::v1::Plan> shared,
-                   DefaultPlan(model, policy, state));
+  std::shared_ptr<const tandem::v1::Plan> shared = state.plan;
+  const std::string policy_key = policy.SerializeAsString();
+  if (shared == nullptr || state.planned_policy != policy_key) {
+    // The model's first request, or its policy changed: nothing to follow
+    // meanwhile, so plan here.
+    state.policy = policy;
+    ASSIGN_OR_RETURN(shared, DefaultPlan(model, policy, state));
+  } else if (NeedsReplan(state, policy_key)) {
+    WantReplans();  // The interval ran out: the planner thread re-plans.
+  }
   // The shared plan serves every request whose SLA it meets; only the others
   // get a plan of their own.
   const bool meets_deadline = sla.deadline == absl::InfiniteDuration() ||
@@ -342,6 +390,7 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
   absl::MutexLock lock(&mu_);
   if (!completed) {
     network_.AddIncompleteTransfer(bytes, network_time);
+    WantReplans();
     return;
   }
   const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
@@ -350,6 +399,7 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
   // high, and while traffic flows no probe runs to correct it.
   if (network_time < rtt) network_.AddRtt(network_time);
   network_.AddTransfer(bytes, network_time, LatencyShare(rtt, network_time));
+  WantReplans();
 }
 
 absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model,
@@ -391,17 +441,23 @@ int PlanKeeper::switches() const {
 void PlanKeeper::ProbeLoop() {
   const absl::Duration interval =
       absl::Milliseconds(Or(config_.adaptation().probe_interval_ms(), 2000));
+  // The cloud's profile is polled on its own clock, busy link or quiet: the
+  // cloud refreshes it from every run, and a plan made from the figures it
+  // had at start would stay as wrong as they were.
+  const absl::Duration profile_interval =
+      std::min(interval * 2, absl::Seconds(5));
   absl::Time last_profile = clock_->Now();
   while (true) {
+    bool probe = false;
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]()
                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
       if (mu_.AwaitWithTimeout(absl::Condition(&stop), interval / 2)) return;
-      if (!network_.NeedsProbe()) continue;
+      probe = network_.NeedsProbe();
     }
-    Probe();
-    if (clock_->Now() - last_profile > absl::Seconds(5)) {
+    if (probe) Probe();
+    if (clock_->Now() - last_profile >= profile_interval) {
       RefreshCloudProfiles();
       last_profile = clock_->Now();
     }
@@ -430,6 +486,7 @@ void PlanKeeper::Probe() {
   } else if (sent.code() == absl::StatusCode::kDeadlineExceeded) {
     network_.AddIncompleteTransfer(bytes, elapsed);
   }
+  WantReplans();
 }
 
 void PlanKeeper::RefreshCloudProfiles() {
@@ -443,7 +500,11 @@ void PlanKeeper::RefreshCloudProfiles() {
     absl::MutexLock lock(&mu_);
     ModelState& state = states_[name];
     state.cloud_queue_ms = response->queue_us_ewma() / 1000;
-    if (measured) state.cloud = response->profile();
+    if (measured) {
+      state.cloud = response->profile();
+      state.planned_at = absl::InfinitePast();  // Re-plan with the figures.
+    }
+    WantReplans();
   }
 }
 

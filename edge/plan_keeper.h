@@ -3,14 +3,20 @@
 // and the cloud's profile and queueing (polled); for the link, the network
 // estimate (every transfer, plus active probes when the link has been quiet).
 // The default plan of a model is re-made when an estimate leaves the
-// hysteresis band around what the plan assumed, or when it is older than the
-// re-plan interval; requests with their own deadline or accuracy floor get a
-// plan of their own (a decision costs tens of microseconds). Plans are
-// immutable and shared: a request keeps the plan it started with while a newer
-// one replaces it, so switching plans drops nothing.
+// hysteresis band around what the plan assumed, when the link or the cloud's
+// profile changed, or when it is older than the re-plan interval. Re-plans
+// run on the keeper's planner thread, not on the request path: the
+// measurement (or request) that finds the plan stale wakes it, and requests
+// meanwhile take the current plan (only a model's first request, or one
+// after its policy changed, plans inline). Requests with their own deadline
+// or accuracy floor that the shared plan does not meet get a plan of their
+// own (a decision costs tens of microseconds). Plans are immutable and
+// shared: a request keeps the plan it started with while a newer one
+// replaces it, so switching plans drops nothing.
 //
-// Thread-safe. Owns a prober thread, started by Create and joined by the
-// destructor.
+// Thread-safe. Owns a prober thread (probes while the link is quiet, and
+// polls the cloud's profiles) and a planner thread, started by Create and
+// joined by the destructor.
 #ifndef TANDEM_EDGE_PLAN_KEEPER_H_
 #define TANDEM_EDGE_PLAN_KEEPER_H_
 
@@ -85,6 +91,9 @@ class PlanKeeper {
   double EnergyMj(absl::Duration compute, absl::Duration transfer,
                   absl::Duration waiting) const ABSL_LOCKS_EXCLUDED(mu_);
   int replans() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until the re-plans asked for so far have been made (tests, and
+  // tools that want the plan after a measurement).
+  void WaitForPlans() ABSL_LOCKS_EXCLUDED(mu_);
   // Times a model's shared plan was replaced (the first plan included).
   int switches() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -99,6 +108,8 @@ class PlanKeeper {
     int planned_changes = 0;  // Link changes the estimator had seen.
     absl::Time planned_at = absl::InfinitePast();
     std::string planned_policy;  // Serialized policy the plan was made for.
+    tandem::v1::EdgeModelPolicy policy;  // That policy, for the planner.
+    bool replan_pending = false;         // The planner thread will re-plan.
     // The plan last switched away from, and when.
     std::string abandoned_key;
     absl::Time abandoned_at = absl::InfinitePast();
@@ -119,6 +130,9 @@ class PlanKeeper {
                                  const Sla& sla) const;
   bool NeedsReplan(const ModelState& state, const std::string& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the planner thread to re-plan every model whose plan NeedsReplan.
+  void WantReplans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PlanLoop();
   // Changes of link the estimator has detected, overall or in a size class
   // (a class's change moves only the plans that send that size).
   int LinkChanges() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -151,8 +165,10 @@ class PlanKeeper {
   NetworkEstimator network_ ABSL_GUARDED_BY(mu_);
   int replans_ ABSL_GUARDED_BY(mu_) = 0;
   int switches_ ABSL_GUARDED_BY(mu_) = 0;
+  int pending_replans_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread prober_;
+  std::thread planner_;
 };
 
 }  // namespace tandem

@@ -1,9 +1,13 @@
 // PlanKeeper on a fake clock, with a scripted cloud link and measurements fed
-// by hand: which plan a model gets as the link estimate moves, and that
-// confirming re-plans neither re-create nor switch the shared plan.
+// by hand: which plan a model gets as the link estimate moves, that
+// confirming re-plans neither re-create nor switch the shared plan, that
+// re-plans happen on the planner thread (a measurement suffices, no request
+// waits for one), and that the cloud's profile is polled while the link is
+// busy.
 #include "edge/plan_keeper.h"
 
 #include <filesystem>
+#include <thread>
 
 #include "common/testing/status_matchers.h"
 #include "edge/testing/fake_cloud_link.h"
@@ -47,6 +51,7 @@ class PlanKeeperTest : public ::testing::Test {
     constexpr int64_t kBytes = 1 << 20;
     keeper_->OnTransfer(kBytes, absl::Microseconds(kBytes * 8 / mbit),
                         /*completed=*/true);
+    keeper_->WaitForPlans();  // The re-plan the sample asked for, if any.
   }
   int Split() {
     auto plan = keeper_->PlanFor(*model_, policy_, {});
@@ -89,6 +94,7 @@ TEST_F(PlanKeeperTest, ConfirmingReplansKeepTheSharedPlan) {
     clock_.Advance(absl::Milliseconds(600));  // Past the re-plan interval.
     ASSERT_OK_AND_ASSIGN(auto again, keeper_->PlanFor(*model_, policy_, {}));
     EXPECT_EQ(again.get(), plan->get()) << "request " << i;
+    keeper_->WaitForPlans();
   }
   EXPECT_EQ(Split(), first);
   EXPECT_GT(keeper_->replans(), replans);  // It did re-plan...
@@ -105,6 +111,66 @@ TEST_F(PlanKeeperTest, NoSwitchWithoutNewEvidence) {
     EXPECT_EQ(Split(), 3);
   }
   EXPECT_EQ(keeper_->switches(), switches);
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST_F(PlanKeeperTest, AMeasurementReplansWithoutARequest) {
+  ASSERT_LT(Split(), 3);
+  const int switches = keeper_->switches();
+  // The link falls: the samples alone make the planner thread switch, so the
+  // next request finds the edge-only plan made and spends nothing on it.
+  Transfer(0.1);
+  Transfer(0.1);
+  EXPECT_EQ(keeper_->switches(), switches + 1);
+  const int replans = keeper_->replans();
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->replans(), replans);
+}
+
+TEST_F(PlanKeeperTest, AStalePlanIsServedWhileThePlannerRemakesIt) {
+  ASSERT_OK_AND_ASSIGN(auto first, keeper_->PlanFor(*model_, policy_, {}));
+  const int replans = keeper_->replans();
+  clock_.Advance(absl::Seconds(2));  // Past the re-plan interval.
+  ASSERT_OK_AND_ASSIGN(auto served, keeper_->PlanFor(*model_, policy_, {}));
+  EXPECT_EQ(served.get(), first.get());  // Kept: nothing new was measured.
+  keeper_->WaitForPlans();
+  EXPECT_EQ(keeper_->replans(), replans + 1);
+}
+
+// The prober on real time (20 ms probe interval), the fake clock for ages.
+TEST(PlanKeeperProberTest, PollsTheCloudProfileWhileTheLinkIsBusy) {
+  const fs::path root = fs::temp_directory_path() /
+                        ("tandem_prober_" + std::to_string(::getpid()));
+  fs::create_directories(root);
+  testing::WritePackage(root, {});
+  ASSERT_OK_AND_ASSIGN(auto repository,
+                       ModelRepository::Load(root.string(), {}));
+  FakeClock clock;
+  FakeCloudLink link(3);
+  tandem::v1::EdgeConfig config;
+  config.mutable_adaptation()->set_probe_interval_ms(20);
+  {
+    ASSERT_OK_AND_ASSIGN(
+        auto keeper,
+        PlanKeeper::Create(config, repository.get(), &link, &clock));
+    const int at_start = link.profiles.load();
+    EXPECT_EQ(at_start, 1);  // Create reads it once.
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (link.profiles.load() == at_start && absl::Now() < until) {
+      // Traffic every 10 ms of the fake clock: no probe is ever due.
+      clock.Advance(absl::Milliseconds(10));
+      keeper->OnTransfer(1 << 20, absl::Milliseconds(100), true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_GT(link.profiles.load(), at_start);
+    EXPECT_EQ(link.probes.load(), 0);
+  }
+  fs::remove_all(root);
 }
 
 }  // namespace

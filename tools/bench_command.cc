@@ -374,6 +374,12 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
         absl::ToDoubleMilliseconds(result->timings.edge_compute);
     record->cloud_compute_ms =
         absl::ToDoubleMilliseconds(result->timings.cloud_compute);
+    record->edge_queue_ms =
+        absl::ToDoubleMilliseconds(result->timings.edge_queue);
+    record->cloud_queue_ms =
+        absl::ToDoubleMilliseconds(result->timings.cloud_queue);
+    record->transfer_ms = absl::ToDoubleMilliseconds(result->timings.transfer);
+    record->agent_ms = absl::ToDoubleMilliseconds(result->timings.total);
     record->has_label = !inputs.labels.empty();
     record->correct = record->has_label && !result->top_k.empty() &&
                       result->top_k[0].index == inputs.labels[i];
@@ -487,13 +493,16 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
   std::ofstream(run.out_dir / "trace_bench.json") << result.json;
   {
     std::ofstream csv(run.out_dir / "trace_requests.csv");
-    csv << "t_s,step,rate_mbit,policy,ok,latency_ms,split,bytes\n";
+    csv << "t_s,step,rate_mbit,policy,ok,latency_ms,split,bytes,"
+           "agent_ms,edge_queue_ms,edge_compute_ms,transfer_ms,"
+           "cloud_queue_ms,cloud_compute_ms\n";
     for (const BenchRecord& r : records) {
       csv << absl::StrFormat(
-          "%.4f,%d,%g,%s,%d,%.4f,%d,%d\n", r.t_s, r.step,
-          steps[r.step].rate_mbit, policies[r.policy].name, r.ok,
-          r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms), r.split,
-          r.bytes);
+          "%.4f,%d,%g,%s,%d,%.4f,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+          r.t_s, r.step, steps[r.step].rate_mbit, policies[r.policy].name,
+          r.ok, r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms),
+          r.split, r.bytes, r.agent_ms, r.edge_queue_ms, r.edge_compute_ms,
+          r.transfer_ms, r.cloud_queue_ms, r.cloud_compute_ms);
     }
   }
   const std::string png = (run.out_dir / "trace_bench.png").string();

@@ -56,6 +56,13 @@ struct BenchRecord {
   // edge_only's edge compute with cloud_only's cloud compute.
   double edge_compute_ms = 0;
   double cloud_compute_ms = 0;
+  // The rest of the agent's time, for seeing where a policy's time goes:
+  // waiting in its scheduler, the cloud's queue, the round trip net of the
+  // cloud's queue and compute, and receipt to reply in all.
+  double edge_queue_ms = 0;
+  double cloud_queue_ms = 0;
+  double transfer_ms = 0;
+  double agent_ms = 0;
 };
 
 // Median edge compute of edge_only over median cloud compute of cloud_only:

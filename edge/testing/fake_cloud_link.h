@@ -4,6 +4,7 @@
 #ifndef TANDEM_EDGE_TESTING_FAKE_CLOUD_LINK_H_
 #define TANDEM_EDGE_TESTING_FAKE_CLOUD_LINK_H_
 
+#include <atomic>
 #include <string>
 
 #include "edge/cloud_link.h"
@@ -20,10 +21,12 @@ class FakeCloudLink : public CloudLink {
   }
   absl::StatusOr<tandem::v1::ProbeResponse> Probe(
       const tandem::v1::ProbeRequest&, absl::Time) override {
+    ++probes;
     return tandem::v1::ProbeResponse();
   }
   absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
       const std::string& model, absl::Time) override {
+    ++profiles;
     tandem::v1::GetProfileResponse response;
     response.mutable_profile()->set_model_name(model);
     for (int b = 0; b < blocks_; ++b) {
@@ -33,6 +36,10 @@ class FakeCloudLink : public CloudLink {
     }
     return response;
   }
+
+  // Calls seen, for tests of who calls when.
+  std::atomic<int> probes{0};
+  std::atomic<int> profiles{0};
 
  private:
   const int blocks_;
