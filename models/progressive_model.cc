@@ -337,7 +337,7 @@ absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input,
                                                    end, ") is outside [0, ",
                                                    num_blocks(), "]"));
   }
-  const std::chrono::nanoseconds start = ThreadCpuTime();
+  const EmulatedDevice emulated(*this);
   absl::StatusOr<at::Tensor> out =
       GuardTorch("running blocks", [&]() -> absl::StatusOr<at::Tensor> {
         c10::InferenceMode guard;
@@ -346,7 +346,6 @@ absl::StatusOr<at::Tensor> ProgressiveModel::RunBlocks(const at::Tensor& input,
           x = modules_->blocks[b].forward({x}).toTensor();
         return x;
       });
-  Dilate(start);
   return out;
 }
 
@@ -356,7 +355,7 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
     return absl::InvalidArgumentError(
         absl::StrCat("block ", block, " has no exit head"));
   }
-  const std::chrono::nanoseconds start = ThreadCpuTime();
+  const EmulatedDevice emulated(*this);
   absl::StatusOr<ExitEvaluation> out =
       GuardTorch("evaluating an exit", [&]() -> absl::StatusOr<ExitEvaluation> {
         c10::InferenceMode guard;
@@ -384,20 +383,36 @@ absl::StatusOr<ExitEvaluation> ProgressiveModel::EvaluateExit(
         }
         return out;
       });
-  Dilate(start);
   return out;
 }
 
 absl::StatusOr<at::Tensor> ProgressiveModel::Forward(
     const at::Tensor& input) const {
-  const std::chrono::nanoseconds start = ThreadCpuTime();
+  const EmulatedDevice emulated(*this);
   absl::StatusOr<at::Tensor> out =
       GuardTorch("forward", [&]() -> absl::StatusOr<at::Tensor> {
         c10::InferenceMode guard;
         return modules_->root.forward({input.to(modules_->device)}).toTensor();
       });
-  Dilate(start);
   return out;
+}
+
+namespace {
+// Open EmulatedDevice scopes on this thread.
+thread_local int emulation_depth = 0;
+}  // namespace
+
+ProgressiveModel::EmulatedDevice::EmulatedDevice(const ProgressiveModel& model)
+    : model_(model) {
+  if (model_.slowdown_ <= 1.0) return;
+  outermost_ = emulation_depth++ == 0;
+  if (outermost_) start_ = ThreadCpuTime();
+}
+
+ProgressiveModel::EmulatedDevice::~EmulatedDevice() {
+  if (model_.slowdown_ <= 1.0) return;
+  --emulation_depth;
+  if (outermost_) model_.Dilate(start_);
 }
 
 void ProgressiveModel::Dilate(std::chrono::nanoseconds start) const {

@@ -43,11 +43,12 @@ struct ModelLoadOptions {
   // executor has compiled before the first real request.
   int warmup_runs = 0;
   // Device emulation, for benchmarks only: after each call that runs the
-  // network (RunBlocks, EvaluateExit, Forward) the calling thread stays busy
-  // for (s - 1) times the call's own CPU time, so the device looks s times
-  // slower at every model size while CPU contention stays real (the worker
-  // spins, it does not sleep, and a worker sharing its core is charged only
-  // for the time it ran). 1: the device as it is.
+  // network (RunBlocks, EvaluateExit, Forward, or a whole EmulatedDevice
+  // scope around several) the calling thread stays busy for (s - 1) times
+  // the call's own CPU time, so the device looks s times slower at every
+  // model size while CPU contention stays real (the worker spins, it does
+  // not sleep, and a worker sharing its core is charged only for the time it
+  // ran). 1: the device as it is.
   double emulated_slowdown = 1.0;
 };
 
@@ -94,6 +95,25 @@ class ProgressiveModel {
 
   // The module's own forward(): final-exit logits for a model input.
   absl::StatusOr<at::Tensor> Forward(const at::Tensor& input) const;
+
+  // Device emulation over a span of work (ModelLoadOptions::
+  // emulated_slowdown): the calls made inside the scope are dilated as one,
+  // at its end, together with the caller's own work between them, so that
+  // everything timed as this model's compute is s times slower — not only
+  // the time inside LibTorch. Nested scopes (and the calls' own) defer to
+  // the outermost. Per thread; free when the slowdown is 1.
+  class EmulatedDevice {
+   public:
+    explicit EmulatedDevice(const ProgressiveModel& model);
+    ~EmulatedDevice();
+    EmulatedDevice(const EmulatedDevice&) = delete;
+    EmulatedDevice& operator=(const EmulatedDevice&) = delete;
+
+   private:
+    const ProgressiveModel& model_;
+    bool outermost_ = false;
+    std::chrono::nanoseconds start_{0};
+  };
 
  private:
   struct Modules;
