@@ -456,7 +456,15 @@ void PlanKeeper::ProbeLoop() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stop), interval / 2)) return;
       probe = network_.NeedsProbe();
     }
-    if (probe) Probe();
+    if (probe) {
+      Probe();
+      bool confirm = false;
+      {
+        absl::MutexLock lock(&mu_);
+        confirm = !stopping_ && network_.ChangePending();
+      }
+      if (confirm) Probe();  // The link may have changed: make sure now.
+    }
     if (clock_->Now() - last_profile >= profile_interval) {
       RefreshCloudProfiles();
       last_profile = clock_->Now();

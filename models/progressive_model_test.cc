@@ -3,6 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <time.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -218,6 +220,57 @@ TEST_F(ProgressiveModelTest, RepositoryLoadIsStrict) {
   EXPECT_THAT(
       ModelRepository::Load(root_.string(), {}),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("broken")));
+}
+
+// This thread's CPU time, in milliseconds.
+double CpuMs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+// Keeps this thread busy for `ms` of CPU time: the caller's own work.
+void Work(double ms) {
+  const double until = CpuMs() + ms;
+  while (CpuMs() < until) {
+  }
+}
+
+// The emulation's contract, in CPU time (what it dilates), so the bounds hold
+// on a busy machine: a scope makes all the work inside it s times as long,
+// the caller's own included, and nested scopes do not dilate twice.
+TEST_F(ProgressiveModelTest, EmulatedDeviceDilatesAScopeOnceAtItsEnd) {
+  ModelLoadOptions options;
+  options.emulated_slowdown = 4;
+  ASSERT_OK_AND_ASSIGN(auto slow,
+                       ProgressiveModel::Load(WritePackage(root_, {}), options));
+  const torch::Tensor x = torch::randn({1, 4});
+  const double start = CpuMs();
+  {
+    const ProgressiveModel::EmulatedDevice outer(*slow);
+    Work(5);
+    {
+      const ProgressiveModel::EmulatedDevice inner(*slow);
+      ASSERT_OK(slow->RunBlocks(x, 0, 1).status());  // Deferred, too.
+      Work(5);
+    }
+    // Nothing dilated yet: the inner scope and the call deferred to this one.
+    EXPECT_LT(CpuMs() - start, 15);
+  }
+  const double took = CpuMs() - start;
+  EXPECT_GE(took, 4 * 10 * 0.95);  // 10 ms of work, 4x.
+  EXPECT_LT(took, 4 * 10 * 1.5);   // Not 4x of 4x for the inner part.
+}
+
+TEST_F(ProgressiveModelTest, EmulatedDeviceCostsNothingAtFullSpeed) {
+  ASSERT_OK_AND_ASSIGN(auto model,
+                       ProgressiveModel::Load(WritePackage(root_, {}), {}));
+  const double start = CpuMs();
+  {
+    const ProgressiveModel::EmulatedDevice scope(*model);
+    Work(10);
+  }
+  EXPECT_LT(CpuMs() - start, 15);
 }
 
 }  // namespace

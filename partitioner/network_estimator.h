@@ -58,6 +58,11 @@ class NetworkEstimator {
   double rtt_ms() const;
   // True when no sample arrived within max_age: time for an active probe.
   bool NeedsProbe() const;
+  // True when the last throughput sample deviated from the estimate and the
+  // next decides whether the link changed: a prober confirms it at once
+  // instead of after its interval, halving the time a recovered link goes
+  // unnoticed while nothing else uses it.
+  bool ChangePending() const { return throughput_.pending(); }
   // Times the estimator decided the link had changed.
   int changes() const { return changes_; }
   // Changes of link seen by any size class (each class detects its own).
@@ -76,6 +81,7 @@ class NetworkEstimator {
     // True when the sample completed a change of link.
     bool Add(double mbit, double change_factor, int change_samples);
     double Estimate() const;  // 0 when empty.
+    bool pending() const { return deviations_ > 0; }
     size_t size() const { return window_.size(); }
 
    private:

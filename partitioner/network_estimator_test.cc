@@ -39,6 +39,21 @@ TEST(NetworkEstimator, FollowsASustainedDropWithinTwoSamples) {
   EXPECT_EQ(estimator.changes(), 2);
 }
 
+TEST(NetworkEstimator, ADeviatingSampleLeavesAChangePendingUntilTheNext) {
+  FakeClock clock;
+  NetworkEstimator estimator({}, &clock);
+  for (int i = 0; i < 8; ++i) Transfer(estimator, 0.13, 1000);
+  EXPECT_FALSE(estimator.ChangePending());
+  Transfer(estimator, 18.9, 1000);  // The link may be back: confirm now.
+  EXPECT_TRUE(estimator.ChangePending());
+  Transfer(estimator, 18.9, 1000);
+  EXPECT_FALSE(estimator.ChangePending());
+  EXPECT_EQ(estimator.changes(), 1);
+  Transfer(estimator, 0.13, 1000);
+  Transfer(estimator, 18.9, 1000);  // Noise, not a change: nothing pending.
+  EXPECT_FALSE(estimator.ChangePending());
+}
+
 TEST(NetworkEstimator, CutOffTransfersRevealAFallenLink) {
   FakeClock clock;
   NetworkEstimator estimator({}, &clock);

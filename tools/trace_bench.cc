@@ -205,6 +205,24 @@ std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
         good_splits.push_back(*policies[p].options.split_point);
       }
     }
+    // Adaptive's own requests judge its plans too: it runs a split with exits
+    // and an encoding of its own choosing, so a split where it answered at
+    // least min_settled settled requests within the margin of the oracle is
+    // a good one even when the fixed policies at that split (other exits)
+    // are slower. A plan that settled wrong still counts every request.
+    if (adaptive >= 0 && oracle >= 0) {
+      std::map<int, std::vector<const BenchRecord*>> by_split;
+      for (const BenchRecord* r : settled[s][adaptive]) {
+        if (r->ok) by_split[r->split].push_back(r);
+      }
+      for (const auto& [split, mine] : by_split) {
+        const Figures f = Summarize(mine, deadline);
+        if (f.count >= options.min_settled &&
+            f.mean_ms <= options.oracle_margin * oracle_ms) {
+          good_splits.push_back(split);
+        }
+      }
+    }
     int reaction = 0;
     double vs_oracle = 0, vs_site = 0;
     if (adaptive >= 0) {

@@ -94,9 +94,10 @@ struct TraceReportOptions {
 // deadline. `oracle` is, per step, the fixed policy with the lowest step
 // mean among those with enough settled requests, and over the trace the
 // concatenation of those choices. A step's reaction counts the adaptive
-// requests before it settled on a good split (one whose fixed policy is
-// within `oracle_margin` of the oracle) for the rest of the step; a step
-// that ends on a bad split counts all of them.
+// requests before it settled on a good split for the rest of the step; a
+// step that ends on a bad split counts all of them. A split is good when a
+// fixed policy at it, or adaptive's own settled requests at it (at least
+// `min_settled`), are within `oracle_margin` of the oracle.
 std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
                             const std::vector<TraceStep>& steps,
                             const std::vector<BenchRecord>& records,

@@ -94,6 +94,29 @@ TEST_F(TraceReportTest, OracleAndReactionFromRecords) {
   EXPECT_THAT(json, HasSubstr("\"steps_without_oracle\": 0"));
 }
 
+// Adaptive settles on split 1 with exits of its own: no fixed policy ran
+// there, but its own settled requests there are as fast as the oracle, so
+// the two requests before the switch are its reaction, not the whole step.
+TEST_F(TraceReportTest, AdaptivesOwnRequestsCanProveASplitGood) {
+  steps_.resize(1);
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 6, 2);
+    Add(0, kCloud, i, 3, 0);
+    Add(0, kCloudUint8, i, 3.2, 0);
+    Add(0, kAdaptive, i, i < 2 ? 6 : 3.1, i < 2 ? 2 : 1);
+  }
+  EXPECT_THAT(Report(), HasSubstr("\"reaction_requests\": 2"));
+  // The same split answering slowly proves nothing: every request counts.
+  records_.clear();
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 6, 2);
+    Add(0, kCloud, i, 3, 0);
+    Add(0, kCloudUint8, i, 3.2, 0);
+    Add(0, kAdaptive, i, i < 2 ? 6 : 3.5, i < 2 ? 2 : 1);
+  }
+  EXPECT_THAT(Report(), HasSubstr("\"reaction_requests\": 6"));
+}
+
 // A failed request counts at the deadline, in the step and over the trace,
 // and as a miss; a fixed policy that only fails cannot be the oracle.
 TEST_F(TraceReportTest, FailuresCountAtTheDeadline) {
