@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/clock.h"
+#include "common/stats.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "common/text_proto.h"
@@ -193,15 +194,19 @@ absl::StatusOr<Subprocess> StartCloud(const std::string& linkemu,
 }
 
 // tandem-edge in the edge namespace, serving on unix:<work>/edge.sock.
+// `name` names its socket and port file (<work>/<name>.sock, .port).
 absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
                                      const std::string& repository,
                                      const std::string& config_path,
                                      double slowdown, bool with_cloud,
-                                     const fs::path& work, int workers = 1) {
+                                     const fs::path& work, int workers = 1,
+                                     const std::string& name = "edge") {
   // A port file or socket of an earlier daemon would pass for this one's.
   std::error_code ignored;
-  fs::remove(work / "edge.port", ignored);
-  fs::remove(work / "edge.sock", ignored);
+  const fs::path port_file = work / (name + ".port");
+  const fs::path socket = work / (name + ".sock");
+  fs::remove(port_file, ignored);
+  fs::remove(socket, ignored);
   // The edge has core 0 to itself and is made slower by dilation (every
   // model call keeps the worker busy for (s - 1) times its own CPU time), a
   // slowdown that holds at every model size; the cloud has core 1.
@@ -209,11 +214,11 @@ absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
                                         linkemu,   "exec", kNet, "edge"};
   for (std::string flag :
        {(BuildDir() / "edge/tandem-edge").string(),
-        "--listen=unix:" + (work / "edge.sock").string() + ",127.0.0.1:0",
+        "--listen=unix:" + socket.string() + ",127.0.0.1:0",
         "--model_repository=" + repository, "--config=" + config_path,
         absl::StrCat("--worker_threads=", workers),
         absl::StrCat("--emulated_slowdown=", slowdown),
-        "--port_file=" + (work / "edge.port").string()}) {
+        "--port_file=" + port_file.string()}) {
     edge_argv.push_back(std::move(flag));
   }
   if (with_cloud)
@@ -222,8 +227,7 @@ absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
       Subprocess edge,
       Subprocess::Start(edge_argv, {{"TANDEM_MIN_LOG_LEVEL", "1"}}, true));
   RETURN_IF_ERROR(
-      WaitForPortFile((work / "edge.port").string(), edge, absl::Minutes(10))
-          .status());
+      WaitForPortFile(port_file.string(), edge, absl::Minutes(10)).status());
   return edge;
 }
 
@@ -286,8 +290,52 @@ struct TraceRun {
 // What a trace run found, beyond its JSON.
 struct TraceResult {
   std::string json;
-  double measured_slowdown = 0;
+  double measured_slowdown = 0;  // MeasureEmulation's.
 };
+
+// The emulated slowdown measured on its own: the same edge_only requests,
+// interleaved, on `edge` (dilated) and on an undilated agent started beside
+// it on the same core, with the same config. Unlike the ratio to the cloud,
+// no second core's speed enters it: on this shared machine the two cores'
+// speeds drift apart by tens of percent from one minute to the next.
+// Median edge compute over median edge compute; up to 200 pairs or 20 s.
+absl::StatusOr<double> MeasureEmulation(const std::string& linkemu,
+                                        const std::string& repository,
+                                        const std::string& config_path,
+                                        const fs::path& work, Client& edge,
+                                        const std::string& model,
+                                        const InferOptions& edge_only,
+                                        const Inputs& inputs) {
+  ASSIGN_OR_RETURN(Subprocess reference,
+                   StartEdge(linkemu, repository, config_path, /*slowdown=*/1,
+                             /*with_cloud=*/false, work, 1, "reference"));
+  absl::Cleanup stop = [&] {
+    reference.Signal(SIGTERM);
+    (void)reference.Wait(absl::Seconds(30));
+  };
+  ClientOptions options;
+  options.connect_timeout = absl::Seconds(30);
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Client> undilated,
+      Client::Connect("unix:" + (work / "reference.sock").string(), options));
+  std::vector<double> slow, fast;
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  for (size_t i = 0; i < 200 && (i < 10 || absl::Now() < until); ++i) {
+    const InputTensor input = InputTensor::Pixels(
+        inputs.shape, inputs.images[i % inputs.images.size()].data());
+    // Alternate which goes first, so neither always follows the other.
+    for (int k = 0; k < 2; ++k) {
+      const bool dilated = (i + k) % 2 == 0;
+      absl::StatusOr<InferResult> result =
+          (dilated ? edge : *undilated).Infer(model, input, edge_only);
+      if (!result.ok()) return result.status();
+      (dilated ? slow : fast)
+          .push_back(absl::ToDoubleMilliseconds(result->timings.edge_compute));
+    }
+  }
+  const double reference_ms = Percentile(fast, 50);
+  return reference_ms > 0 ? Percentile(slow, 50) / reference_ms : 0;
+}
 
 constexpr int kSkip = 3;         // Reaction window left out of step figures.
 constexpr int kMinSettled = 20;  // Settled requests per policy and step.
@@ -470,16 +518,25 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
         absl::ToDoubleSeconds(absl::Now() - step_start));
   }
 
-  result.measured_slowdown = MeasuredSlowdown(policies, records);
+  std::cerr << "bench: measuring the emulated slowdown against an undilated "
+               "agent on the same core\n";
+  ASSIGN_OR_RETURN(result.measured_slowdown,
+                   MeasureEmulation(linkemu, run.repository, config_path, work,
+                                    *client, run.model_name,
+                                    policies[0].options, inputs));
   const std::string header = absl::StrFormat(
       "\"model\": \"%s\", \"deadline_ms\": %d, \"edge_slowdown\": "
-      "{\"configured\": %g, \"measured\": %.2f, \"in_profiles\": %.2f, "
-      "\"emulation\": \"dilation: each edge model call keeps its worker busy "
-      "for (s - 1) x its CPU time\", \"measured_as\": \"median edge compute "
-      "of edge_only over median cloud compute of cloud_only\"}, \"energy\": "
+      "{\"configured\": %g, \"measured\": %.2f, \"edge_vs_cloud\": %.2f, "
+      "\"in_profiles\": %.2f, \"emulation\": \"dilation: each step of the "
+      "edge's scheduler keeps its worker busy for (s - 1) x its CPU time\", "
+      "\"measured_as\": \"median edge compute of edge_only requests on this "
+      "agent over the same requests, interleaved, on an undilated agent on "
+      "the same core\", \"edge_vs_cloud_as\": \"median edge compute of "
+      "edge_only over median cloud compute of cloud_only in the trace (another "
+      "core: the two drift apart on a shared machine)\"}, \"energy\": "
       "\"%s\", \"requests\": %d,\n ",
       run.model_name, run.deadline_ms, run.slowdown, result.measured_slowdown,
-      profile_slowdown,
+      MeasuredSlowdown(policies, records), profile_slowdown,
       energy_measured
           ? std::string("measured by the agent's power meter")
           : absl::StrCat("modelled (", absl::GetFlag(FLAGS_device_power), ", ",
