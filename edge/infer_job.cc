@@ -159,7 +159,10 @@ std::vector<Job::Next> InferJob::StepBatch(const std::vector<Job*>& others) {
   const absl::Duration took = services_->clock->Now() - start;
   const int rows = static_cast<int>(jobs.size());
   services_->step_times->Record(model.name(), block, rows, took);
-  if (rows == 1) services_->keeper->OnLocalBlocks(model, block, {took});
+  if (rows == 1) {
+    services_->keeper->OnLocalBlock(model, block, took,
+                                    run.ok() && run->exit.has_value());
+  }
   std::shared_ptr<const ExitEvaluation> exit;
   if (run.ok() && run->exit.has_value()) {
     exit = std::make_shared<const ExitEvaluation>(*run->exit);

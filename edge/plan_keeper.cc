@@ -367,22 +367,21 @@ absl::StatusOr<tandem::v1::SavedProfile> PlanKeeper::Saved(
   return saved;
 }
 
-void PlanKeeper::OnLocalBlocks(const ProgressiveModel& model, int begin,
-                               const std::vector<absl::Duration>& times) {
+void PlanKeeper::OnLocalBlock(const ProgressiveModel& model, int block,
+                              absl::Duration took, bool with_exit) {
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model.name());
-  if (it == states_.end()) return;
+  if (it == states_.end() || block < 0 || block >= model.num_blocks()) return;
   ModelState& state = it->second;
-  for (size_t i = 0; i < times.size(); ++i) {
-    const int b = begin + static_cast<int>(i);
-    // Block times include the exit head when it ran: keep the profile's
-    // split between the two, scale the block part.
-    Ewma& ewma = state.block_us[b];
-    ewma.Add(absl::ToDoubleMicroseconds(times[i]));
-    tandem::v1::BlockProfile* block = state.edge.mutable_blocks(b);
-    block->set_latency_us(
-        std::max(1.0, ewma.value() - block->exit_latency_us()));
-  }
+  tandem::v1::BlockProfile* profile = state.edge.mutable_blocks(block);
+  // The EWMA follows block plus head: keep the profile's split between the
+  // two and scale the block part. A run without the head is completed with
+  // the profile's head, not read as the pair.
+  Ewma& ewma = state.block_us[block];
+  ewma.Add(absl::ToDoubleMicroseconds(took) +
+           (with_exit ? 0.0 : profile->exit_latency_us()));
+  profile->set_latency_us(
+      std::max(1.0, ewma.value() - profile->exit_latency_us()));
 }
 
 void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,

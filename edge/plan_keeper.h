@@ -72,9 +72,11 @@ class PlanKeeper {
   absl::StatusOr<tandem::v1::SavedProfile> Saved(const std::string& model) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Measurements from requests.
-  void OnLocalBlocks(const ProgressiveModel& model, int begin,
-                     const std::vector<absl::Duration>& times)
+  // Measurements from requests: block `block` took `took` here, its exit
+  // head included when `with_exit` (a plan with exits off skips the heads,
+  // and the block alone must not be read as block plus head).
+  void OnLocalBlock(const ProgressiveModel& model, int block,
+                    absl::Duration took, bool with_exit)
       ABSL_LOCKS_EXCLUDED(mu_);
   // An offload of `bytes` whose network share (round trip minus cloud queue
   // and compute) took `network_time`; `completed` false when it was cut off,

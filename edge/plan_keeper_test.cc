@@ -142,6 +142,20 @@ TEST_F(PlanKeeperTest, AStalePlanIsServedWhileThePlannerRemakesIt) {
   EXPECT_EQ(keeper_->replans(), replans + 1);
 }
 
+TEST_F(PlanKeeperTest, ABlockRunWithoutItsHeadIsNotReadAsBlockAndHead) {
+  ASSERT_OK_AND_ASSIGN(tandem::v1::SavedProfile saved, keeper_->Saved("tiny"));
+  const double head_us = saved.edge().blocks(0).exit_latency_us();
+  ASSERT_GT(head_us, 0);
+  // A plan with exits off ran block 0 alone in 5 ms: block 0 with its head
+  // is 5 ms plus the head, not 5 ms.
+  keeper_->OnLocalBlock(*model_, 0, absl::Milliseconds(5), /*with_exit=*/false);
+  EXPECT_NEAR(
+      absl::ToDoubleMicroseconds(keeper_->EstimateLocal(*model_, 0, 1)),
+      5000 + head_us, 1);
+  ASSERT_OK_AND_ASSIGN(saved, keeper_->Saved("tiny"));
+  EXPECT_NEAR(saved.edge().blocks(0).latency_us(), 5000, 1);
+}
+
 // The prober on real time (20 ms probe interval), the fake clock for ages.
 TEST(PlanKeeperProberTest, PollsTheCloudProfileWhileTheLinkIsBusy) {
   const fs::path root = fs::temp_directory_path() /
