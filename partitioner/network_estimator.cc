@@ -102,7 +102,13 @@ double NetworkEstimator::ClassUplinkMbit(int64_t bytes) const {
 
 void NetworkEstimator::AddRtt(absl::Duration rtt) {
   last_sample_ = clock_->Now();
-  rtt_ms_.Add(absl::ToDoubleMilliseconds(rtt));
+  const double ms = absl::ToDoubleMilliseconds(rtt);
+  // A round trip far shorter than the estimate is proof, not noise: no
+  // queue makes a round trip faster than the path allows. Restart from it,
+  // or round trips once queued behind transfers on a slow link would take
+  // tens of samples to decay after the link recovered.
+  if (rtt_ms_.has_value() && ms < rtt_ms_.value() / 2) rtt_ms_ = Ewma(0.3);
+  rtt_ms_.Add(ms);
 }
 
 double NetworkEstimator::uplink_mbit() const {

@@ -75,6 +75,18 @@ TEST(NetworkEstimator, AnIsolatedOutlierIsForgotten) {
   EXPECT_EQ(estimator.changes(), 0);
 }
 
+TEST(NetworkEstimator, AMuchShorterRoundTripRestartsTheRttAtOnce) {
+  FakeClock clock;
+  NetworkEstimator estimator({}, &clock);
+  for (int i = 0; i < 5; ++i) estimator.AddRtt(absl::Seconds(2));  // Queued.
+  estimator.AddRtt(absl::Milliseconds(1500));  // Within 2x: smoothed.
+  EXPECT_GT(estimator.rtt_ms(), 1500);
+  estimator.AddRtt(absl::Milliseconds(5));  // The queue drained.
+  EXPECT_EQ(estimator.rtt_ms(), 5);
+  estimator.AddRtt(absl::Milliseconds(9));  // Longer ones are smoothed.
+  EXPECT_NEAR(estimator.rtt_ms(), 0.3 * 9 + 0.7 * 5, 1e-9);
+}
+
 TEST(NetworkEstimator, RttAndProbeTiming) {
   FakeClock clock;
   NetworkEstimator::Options options;
