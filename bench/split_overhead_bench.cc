@@ -273,8 +273,7 @@ int Main() {
         summary.overhead_ms.Mean(), summary.total_ms.Percentile(50),
         summary.total_ms.Percentile(99), summary.compute_ms.Percentile(50),
         bare_p50, summary.bare_ms.Percentile(99), overhead_p50,
-        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0,
-        BreakdownJson(summary)));
+        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0, BreakdownJson(summary)));
   }
   std::cout << "{" << absl::StrJoin(entries, ", ") << "}\n";
   client->reset();

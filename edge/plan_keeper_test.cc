@@ -149,9 +149,8 @@ TEST_F(PlanKeeperTest, ABlockRunWithoutItsHeadIsNotReadAsBlockAndHead) {
   // A plan with exits off ran block 0 alone in 5 ms: block 0 with its head
   // is 5 ms plus the head, not 5 ms.
   keeper_->OnLocalBlock(*model_, 0, absl::Milliseconds(5), /*with_exit=*/false);
-  EXPECT_NEAR(
-      absl::ToDoubleMicroseconds(keeper_->EstimateLocal(*model_, 0, 1)),
-      5000 + head_us, 1);
+  EXPECT_NEAR(absl::ToDoubleMicroseconds(keeper_->EstimateLocal(*model_, 0, 1)),
+              5000 + head_us, 1);
   ASSERT_OK_AND_ASSIGN(saved, keeper_->Saved("tiny"));
   EXPECT_NEAR(saved.edge().blocks(0).latency_us(), 5000, 1);
 }

@@ -1,9 +1,8 @@
 #include "models/progressive_model.h"
 
+#include <time.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-
-#include <time.h>
 
 #include <cmath>
 #include <filesystem>
@@ -242,8 +241,8 @@ void Work(double ms) {
 TEST_F(ProgressiveModelTest, EmulatedDeviceDilatesAScopeOnceAtItsEnd) {
   ModelLoadOptions options;
   options.emulated_slowdown = 4;
-  ASSERT_OK_AND_ASSIGN(auto slow,
-                       ProgressiveModel::Load(WritePackage(root_, {}), options));
+  ASSERT_OK_AND_ASSIGN(
+      auto slow, ProgressiveModel::Load(WritePackage(root_, {}), options));
   const torch::Tensor x = torch::randn({1, 4});
   const double start = CpuMs();
   {

@@ -520,10 +520,10 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
 
   std::cerr << "bench: measuring the emulated slowdown against an undilated "
                "agent on the same core\n";
-  ASSIGN_OR_RETURN(result.measured_slowdown,
-                   MeasureEmulation(linkemu, run.repository, config_path, work,
-                                    *client, run.model_name,
-                                    policies[0].options, inputs));
+  ASSIGN_OR_RETURN(
+      result.measured_slowdown,
+      MeasureEmulation(linkemu, run.repository, config_path, work, *client,
+                       run.model_name, policies[0].options, inputs));
   const std::string header = absl::StrFormat(
       "\"model\": \"%s\", \"deadline_ms\": %d, \"edge_slowdown\": "
       "{\"configured\": %g, \"measured\": %.2f, \"edge_vs_cloud\": %.2f, "
@@ -555,10 +555,10 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
            "cloud_queue_ms,cloud_compute_ms\n";
     for (const BenchRecord& r : records) {
       csv << absl::StrFormat(
-          "%.4f,%d,%g,%s,%d,%.4f,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
-          r.t_s, r.step, steps[r.step].rate_mbit, policies[r.policy].name,
-          r.ok, r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms),
-          r.split, r.bytes, r.agent_ms, r.edge_queue_ms, r.edge_compute_ms,
+          "%.4f,%d,%g,%s,%d,%.4f,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", r.t_s,
+          r.step, steps[r.step].rate_mbit, policies[r.policy].name, r.ok,
+          r.ok ? r.latency_ms : static_cast<double>(run.deadline_ms), r.split,
+          r.bytes, r.agent_ms, r.edge_queue_ms, r.edge_compute_ms,
           r.transfer_ms, r.cloud_queue_ms, r.cloud_compute_ms);
     }
   }

@@ -99,22 +99,20 @@ TEST_F(TraceReportTest, OracleAndReactionFromRecords) {
 // the two requests before the switch are its reaction, not the whole step.
 TEST_F(TraceReportTest, AdaptivesOwnRequestsCanProveASplitGood) {
   steps_.resize(1);
-  for (int i = 0; i < 6; ++i) {
-    Add(0, kEdge, i, 6, 2);
-    Add(0, kCloud, i, 3, 0);
-    Add(0, kCloudUint8, i, 3.2, 0);
-    Add(0, kAdaptive, i, i < 2 ? 6 : 3.1, i < 2 ? 2 : 1);
-  }
-  EXPECT_THAT(Report(), HasSubstr("\"reaction_requests\": 2"));
+  // Adaptive's two first requests on the edge, then split 1 at `settled_ms`.
+  auto step = [&](double settled_ms) {
+    records_.clear();
+    for (int i = 0; i < 6; ++i) {
+      Add(0, kEdge, i, 6, 2);
+      Add(0, kCloud, i, 3, 0);
+      Add(0, kCloudUint8, i, 3.2, 0);
+      Add(0, kAdaptive, i, i < 2 ? 6 : settled_ms, i < 2 ? 2 : 1);
+    }
+    return Report();
+  };
+  EXPECT_THAT(step(3.1), HasSubstr("\"reaction_requests\": 2"));
   // The same split answering slowly proves nothing: every request counts.
-  records_.clear();
-  for (int i = 0; i < 6; ++i) {
-    Add(0, kEdge, i, 6, 2);
-    Add(0, kCloud, i, 3, 0);
-    Add(0, kCloudUint8, i, 3.2, 0);
-    Add(0, kAdaptive, i, i < 2 ? 6 : 3.5, i < 2 ? 2 : 1);
-  }
-  EXPECT_THAT(Report(), HasSubstr("\"reaction_requests\": 6"));
+  EXPECT_THAT(step(3.5), HasSubstr("\"reaction_requests\": 6"));
 }
 
 // A failed request counts at the deadline, in the step and over the trace,
