@@ -82,6 +82,12 @@ InferJob::~InferJob() {
 void InferJob::Finish(absl::StatusOr<InferResponse> result) {
   finished_ = true;
   if (!done_) return;
+  if (result.ok() && params_.route.plan != nullptr &&
+      services_->keeper != nullptr) {
+    // What following the plan took, for the keeper's next comparison.
+    services_->keeper->OnAnswered(params_.model->name(), *params_.route.plan,
+                                  services_->clock->Now() - params_.received);
+  }
   Done done = std::move(done_);
   done_ = nullptr;
   done(std::move(result));

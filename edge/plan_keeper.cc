@@ -299,7 +299,8 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const bool returning = PlanKey(plan) == state.abandoned_key &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
     if (KeepCurrent(*state.plan, plan,
-                    returning ? 2 * kSwitchGain : kSwitchGain)) {
+                    returning ? 2 * kSwitchGain : kSwitchGain) ||
+        MeasuredAgainst(state, *state.plan, plan)) {
       return state.plan;
     }
     state.abandoned_key = PlanKey(*state.plan);
@@ -430,6 +431,56 @@ double PlanKeeper::EnergyMj(absl::Duration compute, absl::Duration transfer,
 int PlanKeeper::replans() const {
   absl::MutexLock lock(&mu_);
   return replans_;
+}
+
+void PlanKeeper::OnAnswered(const std::string& model,
+                            const tandem::v1::Plan& plan, absl::Duration took) {
+  const std::string key = PlanKey(plan);
+  absl::MutexLock lock(&mu_);
+  auto it = states_.find(model);
+  if (it == states_.end()) return;
+  std::map<std::string, MeasuredPlan>& measured = it->second.measured;
+  const absl::Time now = clock_->Now();
+  if (measured.size() >= kMeasuredPlans && measured.count(key) == 0) {
+    // Full (own-SLA plans vary): forget the plan answered longest ago.
+    auto oldest = std::min_element(measured.begin(), measured.end(),
+                                   [](const auto& a, const auto& b) {
+                                     return a.second.last < b.second.last;
+                                   });
+    measured.erase(oldest);
+  }
+  MeasuredPlan& m = measured[key];
+  if (m.regime != LinkChanges() || now - m.last > kMeasuredFor) {
+    m = MeasuredPlan{};
+    m.regime = LinkChanges();
+  }
+  ++m.count;
+  const double weight = std::max(1.0 / m.count, kMeasuredWeight);
+  m.mean_ms += weight * (absl::ToDoubleMilliseconds(took) - m.mean_ms);
+  m.last = now;
+}
+
+std::optional<double> PlanKeeper::Measured(const ModelState& state,
+                                           const tandem::v1::Plan& plan) const {
+  const auto it = state.measured.find(PlanKey(plan));
+  if (it == state.measured.end()) return std::nullopt;
+  const MeasuredPlan& m = it->second;
+  if (m.regime != LinkChanges() || m.count < kMinMeasured ||
+      clock_->Now() - m.last > kMeasuredFor) {
+    return std::nullopt;
+  }
+  return m.mean_ms;
+}
+
+bool PlanKeeper::MeasuredAgainst(const ModelState& state,
+                                 const tandem::v1::Plan& current,
+                                 const tandem::v1::Plan& fresh) const {
+  // Latency is what requests measure; other objectives keep the prediction.
+  if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
+  const std::optional<double> mine = Measured(state, current);
+  const std::optional<double> theirs = Measured(state, fresh);
+  return mine.has_value() && theirs.has_value() &&
+         *theirs * (1 + kSwitchGain) >= *mine;
 }
 
 int PlanKeeper::switches() const {

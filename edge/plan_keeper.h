@@ -8,7 +8,12 @@
 // run on the keeper's planner thread, not on the request path: the
 // measurement (or request) that finds the plan stale wakes it, and requests
 // meanwhile take the current plan (only a model's first request, or one
-// after its policy changed, plans inline). Requests with their own deadline
+// after its policy changed, plans inline). A re-plan replaces the shared plan
+// only for a clear predicted gain (kSwitchGain), and never for a plan whose
+// answered requests, since the link last changed, were not that much faster
+// than the current plan's: where predictions of near-equal plans swing with
+// noisy estimates, the requests' own latencies settle the choice.
+// Requests with their own deadline
 // or accuracy floor that the shared plan does not meet get a plan of their
 // own (a decision costs tens of microseconds). Plans are immutable and
 // shared: a request keeps the plan it started with while a newer one
@@ -83,6 +88,11 @@ class PlanKeeper {
   // which still bounds the bandwidth from above.
   void OnTransfer(int64_t bytes, absl::Duration network_time, bool completed)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A request of `model` that followed `plan` was answered `took` after it
+  // arrived. Per plan, since the link last changed, these measured figures
+  // overrule the planner's predictions between plans both have measured.
+  void OnAnswered(const std::string& model, const tandem::v1::Plan& plan,
+                  absl::Duration took) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Expected time to run blocks [begin, end) here.
   absl::Duration EstimateLocal(const ProgressiveModel& model, int begin,
@@ -100,6 +110,13 @@ class PlanKeeper {
   int switches() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // What requests that followed one plan took, in one link regime.
+  struct MeasuredPlan {
+    double mean_ms = 0;  // Running mean, then an EWMA (kMeasuredWeight).
+    int count = 0;
+    int regime = -1;  // LinkChanges() when measured.
+    absl::Time last = absl::InfinitePast();
+  };
   struct ModelState {
     tandem::v1::ModelProfile edge;
     std::optional<tandem::v1::ModelProfile> cloud;
@@ -115,12 +132,21 @@ class PlanKeeper {
     // The plan last switched away from, and when.
     std::string abandoned_key;
     absl::Time abandoned_at = absl::InfinitePast();
+    // Answered requests by PlanKey (OnAnswered).
+    std::map<std::string, MeasuredPlan> measured;
   };
 
   // A switch needs this much predicted gain (twice that to return, within
   // kReturnWindow, to the plan just left).
   static constexpr double kSwitchGain = 0.15;
   static constexpr absl::Duration kReturnWindow = absl::Seconds(5);
+  // A plan's measured figure counts after this many answers in the current
+  // link regime, for kMeasuredFor after its last one; later answers weigh
+  // kMeasuredWeight. At most kMeasuredPlans plans are remembered per model.
+  static constexpr int kMinMeasured = 8;
+  static constexpr absl::Duration kMeasuredFor = absl::Seconds(30);
+  static constexpr double kMeasuredWeight = 0.1;
+  static constexpr size_t kMeasuredPlans = 32;
 
   PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
              Clock* clock);
@@ -149,6 +175,16 @@ class PlanKeeper {
   // otherwise: it is still feasible and within `gain` of the best.
   static bool KeepCurrent(const tandem::v1::Plan& current,
                           const tandem::v1::Plan& fresh, double gain);
+  // The measured mean of `plan` in the current link regime, if it counts.
+  std::optional<double> Measured(const ModelState& state,
+                                 const tandem::v1::Plan& plan) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether both plans have measured figures and `fresh`'s is not better
+  // than `current`'s by the switching gain: the requests contradict the
+  // prediction, so the current plan stays.
+  bool MeasuredAgainst(const ModelState& state, const tandem::v1::Plan& current,
+                       const tandem::v1::Plan& fresh) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Split, encoding, compression, forced exit and thresholds: what a request
   // following the plan does.
   static std::string PlanKey(const tandem::v1::Plan& plan);

@@ -2,8 +2,9 @@
 // by hand: which plan a model gets as the link estimate moves, that
 // confirming re-plans neither re-create nor switch the shared plan, that
 // re-plans happen on the planner thread (a measurement suffices, no request
-// waits for one), and that the cloud's profile is polled while the link is
-// busy.
+// waits for one), that answered requests overrule predictions between plans
+// both have measured, and that the cloud's profile is polled while the link
+// is busy.
 #include "edge/plan_keeper.h"
 
 #include <filesystem>
@@ -153,6 +154,71 @@ TEST_F(PlanKeeperTest, ABlockRunWithoutItsHeadIsNotReadAsBlockAndHead) {
               5000 + head_us, 1);
   ASSERT_OK_AND_ASSIGN(saved, keeper_->Saved("tiny"));
   EXPECT_NEAR(saved.edge().blocks(0).latency_us(), 5000, 1);
+}
+
+// Near-equal plans: the predictions swing (here the edge's measured block
+// times, moved by hand), the requests' own latencies decide.
+class PlanKeeperMeasuredTest : public PlanKeeperTest {
+ protected:
+  // Every edge block measured at `took` until the estimate follows, then a
+  // re-plan once the interval has run out.
+  void EdgeBlocksTake(absl::Duration took) {
+    for (int i = 0; i < 300; ++i) {
+      for (int b = 0; b < model_->num_blocks(); ++b)
+        keeper_->OnLocalBlock(*model_, b, took, /*with_exit=*/true);
+    }
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_OK(keeper_->PlanFor(*model_, policy_, {}).status());
+    keeper_->WaitForPlans();
+  }
+  // `n` requests that followed the current plan, each answered in `took`.
+  void Answer(int n, absl::Duration took) {
+    ASSERT_OK_AND_ASSIGN(auto plan, keeper_->PlanFor(*model_, policy_, {}));
+    for (int i = 0; i < n; ++i) keeper_->OnAnswered("tiny", *plan, took);
+  }
+  // On a slow link, edge-only (E) is the plan; edge blocks of 1 s make the
+  // planner offload (O). Both then have measured figures: E at 5 ms, O at
+  // `offload_took`. Returns with the edge fast again, which predicts E.
+  void MeasureBothThenPredictEdge(absl::Duration offload_took) {
+    Transfer(0.1);
+    Transfer(0.1);
+    ASSERT_EQ(Split(), 3);
+    Answer(10, absl::Milliseconds(5));
+    EdgeBlocksTake(absl::Seconds(1));
+    ASSERT_LT(Split(), 3);
+    Answer(10, offload_took);
+    EdgeBlocksTake(absl::Microseconds(10));
+  }
+};
+
+TEST_F(PlanKeeperMeasuredTest, APlanMeasuredSlowerIsNotTakenBack) {
+  // O answered in 3 ms, E in 5 ms: the prediction for E does not move the
+  // plan back to it.
+  MeasureBothThenPredictEdge(absl::Milliseconds(3));
+  EXPECT_LT(Split(), 3);
+  // Measured figures expire: the prediction alone decides again.
+  clock_.Advance(absl::Seconds(31));
+  ASSERT_OK(keeper_->PlanFor(*model_, policy_, {}).status());
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+}
+
+TEST_F(PlanKeeperMeasuredTest, APlanMeasuredFasterIsTakenBack) {
+  // O answered in 8 ms: E's 5 ms agree with the prediction.
+  MeasureBothThenPredictEdge(absl::Milliseconds(8));
+  EXPECT_EQ(Split(), 3);
+}
+
+TEST_F(PlanKeeperMeasuredTest, ALinkChangeVoidsTheMeasuredFigures) {
+  MeasureBothThenPredictEdge(absl::Milliseconds(3));
+  ASSERT_LT(Split(), 3);
+  // The link recovers and falls again: figures of the old regime no longer
+  // count, and the prediction (edge-only) decides.
+  Transfer(100);
+  Transfer(100);
+  Transfer(0.1);
+  Transfer(0.1);
+  EXPECT_EQ(Split(), 3);
 }
 
 // The prober on real time (20 ms probe interval), the fake clock for ages.
