@@ -2,6 +2,8 @@
 //
 //   tandem-cloud --listen=0.0.0.0:8500 --model_repository=/models
 //                [--config=cloud.pbtxt] [--port_file=PATH]
+//                [--max_batch_size=8 --preferred_batch_size=4,8
+//                 --max_queue_delay_us=500]
 //
 // Flags override the config file (protobuf text, tandem.v1.CloudConfig).
 // SIGTERM or SIGINT drain and exit 0.
@@ -9,10 +11,12 @@
 
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "cloud/cloud_server.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -33,6 +37,12 @@ ABSL_FLAG(int32_t, drain_timeout_ms, 0,
           "Time calls in flight get on SIGTERM (default 10000)");
 ABSL_FLAG(int32_t, max_connection_age_s, -1,
           "Close connections after this age (0: never)");
+ABSL_FLAG(int32_t, max_batch_size, -1,
+          "Continue requests run as one batch, at most (0 or 1: no batching)");
+ABSL_FLAG(std::vector<std::string>, preferred_batch_size, {},
+          "Batch sizes that run as soon as they fill (ascending)");
+ABSL_FLAG(int64_t, max_queue_delay_us, -1,
+          "How long a request may wait for a batch to fill, in microseconds");
 
 namespace tandem {
 namespace {
@@ -67,6 +77,26 @@ absl::StatusOr<tandem::v1::CloudConfig> ConfigFromFlags() {
   }
   if (absl::GetFlag(FLAGS_max_connection_age_s) >= 0) {
     config.set_max_connection_age_s(absl::GetFlag(FLAGS_max_connection_age_s));
+  }
+  if (absl::GetFlag(FLAGS_max_batch_size) >= 0) {
+    config.set_max_batch_size(absl::GetFlag(FLAGS_max_batch_size));
+  }
+  if (!absl::GetFlag(FLAGS_preferred_batch_size).empty()) {
+    auto* sizes =
+        config.mutable_dynamic_batching()->mutable_preferred_batch_size();
+    sizes->Clear();
+    for (const std::string& text : absl::GetFlag(FLAGS_preferred_batch_size)) {
+      int size = 0;
+      if (!absl::SimpleAtoi(text, &size)) {
+        return absl::InvalidArgumentError(
+            "--preferred_batch_size: not a number: " + text);
+      }
+      sizes->Add(size);
+    }
+  }
+  if (absl::GetFlag(FLAGS_max_queue_delay_us) >= 0) {
+    config.mutable_dynamic_batching()->set_max_queue_delay_microseconds(
+        absl::GetFlag(FLAGS_max_queue_delay_us));
   }
   return config;
 }

@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "cloud/cloud_service.h"
 #include "cloud/continue_runner.h"
+#include "cloud/dynamic_batcher.h"
 #include "common/daemon.h"
-#include "common/deadline_executor.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -36,13 +36,21 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
   DecodeLimits limits;
   limits.max_tensor_bytes = config.limits().max_tensor_bytes();
   server->runner_ = std::make_unique<ContinueRunner>(limits);
-  DeadlineExecutor::Options executor_options;
-  executor_options.threads = config.worker_threads();
-  executor_options.max_queue = static_cast<size_t>(config.max_queue_size());
-  server->executor_ =
-      std::make_unique<DeadlineExecutor>(std::move(executor_options));
+  ASSIGN_OR_RETURN(DynamicBatcher::Options batching,
+                   DynamicBatcher::OptionsFrom(config));
+  ContinueRunner* runner = server->runner_.get();
+  server->batcher_ = std::make_unique<DynamicBatcher>(
+      std::move(batching),
+      [runner](const std::vector<DynamicBatcher::Item>& batch) {
+        std::vector<ContinueRunner::Row> rows;
+        rows.reserve(batch.size());
+        for (const DynamicBatcher::Item& item : batch) {
+          rows.push_back({item.request.get(), item.queued_at, item.deadline});
+        }
+        return runner->RunBatch(rows);
+      });
   server->service_ = std::make_unique<CloudServiceImpl>(
-      server->runner_.get(), server->executor_.get(),
+      server->runner_.get(), server->batcher_.get(),
       CloudServiceImpl::Options{});
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
@@ -103,7 +111,7 @@ void CloudServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(config_.drain_timeout_ms()));
   }
-  if (executor_ != nullptr) executor_->Shutdown();
+  if (batcher_ != nullptr) batcher_->Shutdown();
   if (server_ != nullptr) server_->Wait();
 }
 

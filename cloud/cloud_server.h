@@ -1,10 +1,10 @@
 // The cloud server process in one object: gRPC server (CloudService, health,
-// reflection), the executor LibTorch runs on, and the model repository.
+// reflection), the dynamic batcher LibTorch runs in, and the model repository.
 //
 // Start() opens the port at once with health NOT_SERVING, loads and warms
 // the models, then reports SERVING. Shutdown() drains: readiness goes
 // NOT_SERVING, new calls are refused, calls in flight finish (up to the drain
-// timeout), then the executor stops.
+// timeout), then the batcher runs what is queued and stops.
 //
 //   ASSIGN_OR_RETURN(auto server, CloudServer::Start(options));
 //   std::cout << server->port();
@@ -28,7 +28,7 @@ namespace tandem {
 
 class CloudServiceImpl;
 class ContinueRunner;
-class DeadlineExecutor;
+class DynamicBatcher;
 
 // Fills unset fields of `config` with the defaults.
 tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config);
@@ -57,7 +57,7 @@ class CloudServer {
 
   tandem::v1::CloudConfig config_;
   std::unique_ptr<ContinueRunner> runner_;
-  std::unique_ptr<DeadlineExecutor> executor_;
+  std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<CloudServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

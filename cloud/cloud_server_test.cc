@@ -5,6 +5,9 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "common/grpc_status.h"
 #include "common/testing/status_matchers.h"
@@ -173,6 +176,88 @@ TEST_F(CloudServerTest, GetProfileReportsBlocks) {
   ASSERT_TRUE(stub->GetProfile(&context, request, &response).ok());
   EXPECT_EQ(response.profile().blocks_size(), 3);
   EXPECT_GT(response.profile().blocks(0).latency_us(), 0);
+}
+
+// A server that batches: one instance, batches of up to 8 gathered for up
+// to 500 ms.
+class BatchingServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("tandem_csb_" + std::to_string(::getpid()));
+    fs::create_directories(root_);
+    testing::WritePackage(root_, {});
+    config_.set_listen("127.0.0.1:0");
+    config_.set_model_repository(root_.string());
+    config_.set_worker_threads(1);
+    config_.set_max_batch_size(8);
+    config_.mutable_dynamic_batching()->set_max_queue_delay_microseconds(
+        500000);
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(root_);
+  }
+
+  fs::path root_;
+  tandem::v1::CloudConfig config_;
+  std::unique_ptr<CloudServer> server_;
+};
+
+TEST_F(BatchingServerTest, UnaryCallsAndStreamMessagesShareABatch) {
+  ASSERT_OK_AND_ASSIGN(server_, CloudServer::Start(config_));
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                          grpc::InsecureChannelCredentials());
+  auto request = [](const std::string& id, float threshold) {
+    ContinueRequest r;
+    r.set_model_name("tiny");
+    r.set_id(id);
+    // Different exit thresholds do not keep requests apart.
+    (*r.mutable_exit_thresholds())[0] = threshold;
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
+                             r.add_raw_input_contents())
+                    .ok());
+    return r;
+  };
+  constexpr int kUnary = 3, kStream = 3;
+  std::vector<int> unary_batch(kUnary, 0);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kUnary; ++i) {
+    callers.emplace_back([&, i] {
+      auto stub = tandem::v1::CloudService::NewStub(channel);
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+      ContinueResponse response;
+      ASSERT_TRUE(stub->Continue(&context,
+                                 request("u" + std::to_string(i), 0.5f * i),
+                                 &response)
+                      .ok());
+      unary_batch[i] = response.batch_size();
+    });
+  }
+  auto stub = tandem::v1::CloudService::NewStub(channel);
+  grpc::ClientContext context;
+  auto stream = stub->ContinueStream(&context);
+  for (int i = 0; i < kStream; ++i)
+    ASSERT_TRUE(stream->Write(request("s" + std::to_string(i), 1.0f)));
+  stream->WritesDone();
+  std::vector<int> stream_batch;
+  ContinueResponse response;
+  while (stream->Read(&response)) {
+    EXPECT_EQ(response.status_code(), 0) << response.status_message();
+    stream_batch.push_back(response.batch_size());
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(stream_batch, std::vector<int>(kStream, kUnary + kStream));
+  EXPECT_EQ(unary_batch, std::vector<int>(kUnary, kUnary + kStream));
+}
+
+TEST_F(BatchingServerTest, NonsensicalBatchingIsRefusedAtStart) {
+  config_.set_max_batch_size(65);
+  EXPECT_THAT(CloudServer::Start(config_).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

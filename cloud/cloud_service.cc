@@ -23,7 +23,7 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 
 }  // namespace
 
-// One ContinueStream: each request read is queued on the executor as soon
+// One ContinueStream: each request read is queued on the batcher as soon
 // as it arrives; responses are written one at a time, in completion order.
 // Deletes itself in OnDone, which gRPC calls only after Finish, and Finish
 // waits until no queued work refers to the reactor.
@@ -45,10 +45,10 @@ class CloudServiceImpl::StreamReactor
     }
     ++service_->continue_requests_;
     auto request = std::make_shared<ContinueRequest>(std::move(request_));
-    const absl::Time queued = RealClock()->Now();
     const absl::Time deadline =
         request->deadline_remaining_us() > 0
-            ? queued + absl::Microseconds(request->deadline_remaining_us())
+            ? RealClock()->Now() +
+                  absl::Microseconds(request->deadline_remaining_us())
             : absl::InfiniteFuture();
     absl::Status status = service_->runner_->Precheck(*request);
     if (status.ok()) {
@@ -56,11 +56,10 @@ class CloudServiceImpl::StreamReactor
         absl::MutexLock lock(&mu_);
         ++pending_work_;
       }
-      status = service_->executor_->Submit(
-          deadline, [this, request, queued, deadline] {
-            Complete(request->id(),
-                     service_->runner_->Run(*request, queued, deadline),
-                     /*was_queued=*/true);
+      status = service_->batcher_->Submit(
+          request, deadline,
+          [this, id = request->id()](absl::StatusOr<ContinueResponse> result) {
+            Complete(id, std::move(result), /*was_queued=*/true);
           });
       if (!status.ok()) {
         absl::MutexLock lock(&mu_);
@@ -138,8 +137,8 @@ class CloudServiceImpl::StreamReactor
 };
 
 CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner,
-                                   DeadlineExecutor* executor, Options options)
-    : runner_(runner), executor_(executor), options_(options) {}
+                                   DynamicBatcher* batcher, Options options)
+    : runner_(runner), batcher_(batcher), options_(options) {}
 
 grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
     grpc::CallbackServerContext* context, const ContinueRequest* request,
@@ -148,12 +147,13 @@ grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = runner_->Precheck(*request);
   if (status.ok()) {
-    const absl::Time queued = RealClock()->Now();
-    const absl::Time deadline = DeadlineOf(context);
-    status = executor_->Submit(
-        deadline, [this, request, response, reactor, queued, deadline] {
-          absl::StatusOr<ContinueResponse> result =
-              runner_->Run(*request, queued, deadline);
+    // gRPC keeps `request` alive until the reactor finishes, which happens
+    // only in `done`: the batcher may borrow it.
+    status = batcher_->Submit(
+        std::shared_ptr<const ContinueRequest>(request,
+                                               [](const ContinueRequest*) {}),
+        DeadlineOf(context),
+        [response, reactor](absl::StatusOr<ContinueResponse> result) {
           if (result.ok()) *response = *std::move(result);
           reactor->Finish(ToGrpcStatus(result.status()));
         });
@@ -190,7 +190,7 @@ grpc::ServerUnaryReactor* CloudServiceImpl::GetProfile(
   if (profile.ok()) {
     *response->mutable_profile() = *std::move(profile);
     response->set_queue_us_ewma(runner_->queue_us_ewma());
-    response->set_queue_depth(static_cast<int32_t>(executor_->queue_depth()));
+    response->set_queue_depth(static_cast<int32_t>(batcher_->queue_depth()));
   }
   reactor->Finish(ToGrpcStatus(profile.status()));
   return reactor;

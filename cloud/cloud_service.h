@@ -1,8 +1,9 @@
 // The gRPC face of the cloud server: CloudService on the callback API.
-// Handlers only validate and queue; LibTorch work runs on the executor, and
-// the reactor finishes when it is done, so gRPC's threads never block.
+// Handlers only validate and queue; LibTorch work runs in the dynamic
+// batcher's instances (unary calls and stream messages alike), and the
+// reactor finishes when it is done, so gRPC's threads never block.
 //
-// Thread-safe. Borrows the runner and the executor, which must outlive it.
+// Thread-safe. Borrows the runner and the batcher, which must outlive it.
 #ifndef TANDEM_CLOUD_CLOUD_SERVICE_H_
 #define TANDEM_CLOUD_CLOUD_SERVICE_H_
 
@@ -10,7 +11,7 @@
 #include <cstdint>
 
 #include "cloud/continue_runner.h"
-#include "common/deadline_executor.h"
+#include "cloud/dynamic_batcher.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
 namespace tandem {
@@ -23,7 +24,7 @@ class CloudServiceImpl final
     int64_t max_probe_response_bytes = 16 << 20;
   };
 
-  CloudServiceImpl(ContinueRunner* runner, DeadlineExecutor* executor,
+  CloudServiceImpl(ContinueRunner* runner, DynamicBatcher* batcher,
                    Options options);
 
   grpc::ServerUnaryReactor* Continue(
@@ -49,7 +50,7 @@ class CloudServiceImpl final
   class StreamReactor;
 
   ContinueRunner* const runner_;
-  DeadlineExecutor* const executor_;
+  DynamicBatcher* const batcher_;
   const Options options_;
   std::atomic<int64_t> continue_requests_{0};
 };

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
@@ -51,48 +54,110 @@ absl::Status ContinueRunner::Precheck(
 absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
     const tandem::v1::ContinueRequest& request, absl::Time queued_at,
     absl::Time deadline) {
+  return std::move(RunBatch({Row{&request, queued_at, deadline}}).front());
+}
+
+std::vector<absl::StatusOr<tandem::v1::ContinueResponse>>
+ContinueRunner::RunBatch(const std::vector<Row>& rows) {
   Clock* clock = RealClock();
   const absl::Time start = clock->Now();
-  if (start >= deadline) {
-    return absl::DeadlineExceededError(
-        "deadline passed while the request was queued");
+  std::vector<absl::StatusOr<tandem::v1::ContinueResponse>> results(
+      rows.size(), absl::InternalError("not run"));
+  // The rows that decode, as one-sample tensors.
+  const ProgressiveModel* model = nullptr;
+  std::vector<int> members;
+  std::vector<at::Tensor> inputs;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const tandem::v1::ContinueRequest& request = *rows[i].request;
+    absl::StatusOr<at::Tensor> input = [&]() -> absl::StatusOr<at::Tensor> {
+      if (start >= rows[i].deadline) {
+        return absl::DeadlineExceededError(
+            "deadline passed while the request was queued");
+      }
+      RETURN_IF_ERROR(Precheck(request));
+      ASSIGN_OR_RETURN(const ProgressiveModel* mine,
+                       Find(request.model_name(), request.model_version()));
+      if (model != nullptr &&
+          (mine != model ||
+           request.start_block() != rows[members[0]].request->start_block())) {
+        return absl::InternalError(
+            "batched with requests for another model or block");
+      }
+      ASSIGN_OR_RETURN(at::Tensor decoded,
+                       DecodeTensor(request.inputs(0),
+                                    request.raw_input_contents(0), limits_));
+      RETURN_IF_ERROR(mine->ValidateBlockInput(request.start_block(), decoded));
+      if (decoded.size(0) != 1) {
+        return absl::InvalidArgumentError(
+            "one sample per request (the server batches requests)");
+      }
+      model = mine;
+      return decoded;
+    }();
+    if (!input.ok()) {
+      results[i] = input.status();
+      continue;
+    }
+    members.push_back(static_cast<int>(i));
+    inputs.push_back(*std::move(input));
   }
-  RETURN_IF_ERROR(Precheck(request));
-  ASSIGN_OR_RETURN(const ProgressiveModel* model,
-                   Find(request.model_name(), request.model_version()));
-  ASSIGN_OR_RETURN(
-      at::Tensor input,
-      DecodeTensor(request.inputs(0), request.raw_input_contents(0), limits_));
-  RETURN_IF_ERROR(model->ValidateBlockInput(request.start_block(), input));
-  if (input.size(0) != 1) {
-    return absl::InvalidArgumentError(
-        "one sample per request (the server batches requests)");
+  if (members.empty()) return results;
+  const int begin = rows[members[0]].request->start_block();
+  const int max_batch = model->config().max_batch_size() > 0
+                            ? model->config().max_batch_size()
+                            : static_cast<int>(members.size());
+  for (size_t first = 0; first < members.size(); first += max_batch) {
+    const size_t last = std::min(members.size(), first + max_batch);
+    std::vector<at::Tensor> chunk(inputs.begin() + first,
+                                  inputs.begin() + last);
+    std::vector<ExitThresholds> thresholds;
+    std::vector<absl::Time> deadlines;
+    std::vector<absl::Duration> queues;
+    for (size_t m = first; m < last; ++m) {
+      const Row& row = rows[members[m]];
+      // Precheck refused thresholds before start_block or outside [0, 1].
+      thresholds.emplace_back(row.request->exit_thresholds().begin(),
+                              row.request->exit_thresholds().end());
+      deadlines.push_back(row.deadline);
+      queues.push_back(start - row.queued_at);
+    }
+    absl::StatusOr<RowsRun> run = RunRowsWithExits(
+        *model, chunk.size() == 1 ? chunk[0] : at::cat(chunk, 0), begin,
+        thresholds, deadlines);
+    for (size_t m = first; m < last; ++m) {
+      const int i = members[m];
+      if (!run.ok()) {
+        results[i] = run.status();
+        continue;
+      }
+      const RowOutcome& outcome = run->rows[m - first];
+      if (!outcome.status.ok()) {
+        results[i] = outcome.status;
+        continue;
+      }
+      tandem::v1::ContinueResponse response;
+      response.set_id(rows[i].request->id());
+      TopK(*outcome.exit, outcome.exit_row,
+           EffectiveTopK(rows[i].request->top_k()), model->config(),
+           response.mutable_top_k());
+      response.set_exit_block(outcome.exit_block);
+      response.set_confidence(outcome.exit->confidence[outcome.exit_row]);
+      response.set_queue_us(
+          absl::ToInt64Microseconds(start - rows[i].queued_at));
+      // Compute is the model's (blocks and exit heads), as the edge reports
+      // its own; checks and decoding count with the transfer.
+      response.set_compute_us(absl::ToInt64Microseconds(run->compute_time));
+      response.set_batch_size(static_cast<int32_t>(last - first));
+      results[i] = std::move(response);
+    }
+    if (run.ok()) Record(*model, begin, run->block_times, queues);
   }
-  // Precheck refused thresholds before start_block or outside [0, 1].
-  const ExitThresholds thresholds(request.exit_thresholds().begin(),
-                                  request.exit_thresholds().end());
-  ASSIGN_OR_RETURN(
-      BlockRun run,
-      RunBlocksWithExits(*model, input, request.start_block(),
-                         model->num_blocks(), thresholds, deadline));
-  ASSIGN_OR_RETURN(const ExitEvaluation* exit, AnsweringExit(run));
-  tandem::v1::ContinueResponse response;
-  response.set_id(request.id());
-  TopK(*exit, 0, EffectiveTopK(request.top_k()), model->config(),
-       response.mutable_top_k());
-  response.set_exit_block(run.exit_block);
-  response.set_confidence(exit->confidence[0]);
-  response.set_queue_us(absl::ToInt64Microseconds(start - queued_at));
-  // Compute is the model's (blocks and exit heads), as the edge reports its
-  // own; checks and decoding count with the transfer.
-  response.set_compute_us(absl::ToInt64Microseconds(run.compute_time));
-  Record(*model, request.start_block(), run.block_times, start - queued_at);
-  return response;
+  return results;
 }
 
 void ContinueRunner::Record(const ProgressiveModel& model, int begin,
                             const std::vector<absl::Duration>& times,
-                            absl::Duration queue) {
+                            const std::vector<absl::Duration>& queues) {
   absl::MutexLock lock(&mu_);
   std::vector<SampleWindow>& windows = block_latency_us_[model.name()];
   if (windows.empty())
@@ -100,7 +165,8 @@ void ContinueRunner::Record(const ProgressiveModel& model, int begin,
   for (size_t i = 0; i < times.size(); ++i) {
     windows[begin + i].Add(absl::ToDoubleMicroseconds(times[i]));
   }
-  queue_us_.Add(absl::ToDoubleMicroseconds(queue));
+  for (absl::Duration queue : queues)
+    queue_us_.Add(absl::ToDoubleMicroseconds(queue));
 }
 
 absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(

@@ -41,6 +41,20 @@ class ContinueRunner {
       const tandem::v1::ContinueRequest& request, absl::Time queued_at,
       absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // One request of a batch.
+  struct Row {
+    const tandem::v1::ContinueRequest* request = nullptr;
+    absl::Time queued_at;
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+  // Runs requests for the same model, version and start block as batches
+  // (of at most the model's max_batch_size): each row keeps its own exit
+  // thresholds and deadline, leaves the batch at the exit that answers it,
+  // and fails alone (a tensor that does not decode, a late row). One result
+  // per row, in order; compute_us is the batch's.
+  std::vector<absl::StatusOr<tandem::v1::ContinueResponse>> RunBatch(
+      const std::vector<Row>& rows) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Median block latencies seen so far and output sizes, for GetProfile.
   absl::StatusOr<tandem::v1::ModelProfile> Profile(
       const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -56,7 +70,8 @@ class ContinueRunner {
                                                const std::string& version) const
       ABSL_LOCKS_EXCLUDED(mu_);
   void Record(const ProgressiveModel& model, int begin,
-              const std::vector<absl::Duration>& times, absl::Duration queue)
+              const std::vector<absl::Duration>& times,
+              const std::vector<absl::Duration>& queues)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const DecodeLimits limits_;

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -126,6 +128,56 @@ TEST_F(ContinueRunnerTest, ProfileReportsMeasuredBlocks) {
   EXPECT_EQ(profile.blocks(2).output_elements(), 5);
   EXPECT_GT(profile.blocks(2).latency_us(), 0);
   EXPECT_EQ(profile.samples(), 3);
+}
+
+TEST_F(ContinueRunnerTest, BatchedRowsGetTheirOwnExitsAndAnswers) {
+  // Four requests at block 0 in one batch: the first may leave at the exit
+  // after block 0 (threshold 0), the others go on to the final exit. Each
+  // answer is the one the request gets alone.
+  std::vector<tandem::v1::ContinueRequest> requests;
+  for (int i = 0; i < 4; ++i) {
+    requests.push_back(RequestAt(0, torch::randn({1, 4})));
+    requests.back().set_id("r" + std::to_string(i));
+  }
+  (*requests[0].mutable_exit_thresholds())[0] = 0.0f;
+  std::vector<ContinueRunner::Row> rows;
+  for (const auto& request : requests)
+    rows.push_back({&request, absl::Now(), absl::InfiniteFuture()});
+  const auto batched = runner_.RunBatch(rows);
+  ASSERT_EQ(batched.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_THAT(batched[i], IsOk());
+    ASSERT_OK_AND_ASSIGN(auto alone, runner_.Run(requests[i], absl::Now(),
+                                                 absl::InfiniteFuture()));
+    EXPECT_EQ(batched[i]->id(), requests[i].id());
+    EXPECT_EQ(batched[i]->exit_block(), i == 0 ? 0 : 2);
+    EXPECT_EQ(batched[i]->exit_block(), alone.exit_block());
+    EXPECT_EQ(batched[i]->top_k(0).index(), alone.top_k(0).index());
+    EXPECT_NEAR(batched[i]->confidence(), alone.confidence(), 1e-5);
+    EXPECT_EQ(batched[i]->batch_size(), 4);
+    EXPECT_EQ(alone.batch_size(), 1);
+  }
+}
+
+TEST_F(ContinueRunnerTest, ARowThatFailsFailsAlone) {
+  std::vector<tandem::v1::ContinueRequest> requests;
+  for (int i = 0; i < 4; ++i)
+    requests.push_back(RequestAt(1, torch::randn({1, 4})));
+  requests[1].mutable_raw_input_contents(0)->pop_back();  // Short tensor.
+  std::vector<ContinueRunner::Row> rows;
+  for (const auto& request : requests)
+    rows.push_back({&request, absl::Now(), absl::InfiniteFuture()});
+  rows[2].deadline = absl::Now() - absl::Seconds(1);  // Late.
+  const auto results = runner_.RunBatch(rows);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_THAT(results[0], IsOk());
+  EXPECT_THAT(results[1].status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(results[2].status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  ASSERT_THAT(results[3], IsOk());
+  EXPECT_EQ(results[3]->batch_size(), 2);  // The two rows that ran.
 }
 
 TEST(ContinueRunnerNotReady, AnswersUnavailable) {

@@ -298,11 +298,20 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     // alternate between burst and shaped speed).
     const bool returning = PlanKey(plan) == state.abandoned_key &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
-    if (KeepCurrent(*state.plan, plan,
-                    returning ? 2 * kSwitchGain : kSwitchGain) ||
-        MeasuredAgainst(state, *state.plan, plan)) {
+    const bool small_gain = KeepCurrent(
+        *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
+    if (small_gain || MeasuredAgainst(state, *state.plan, plan)) {
+      // Said once per plan refused in a row, not at every re-plan.
+      if (PlanKey(plan) != state.refused_key) {
+        state.refused_key = PlanKey(plan);
+        TANDEM_LOG(INFO) << model.name() << ": keeps its plan over "
+                         << plan.reason() << ": "
+                         << (small_gain ? "the predicted gain is too small"
+                                        : "its requests measured no faster");
+      }
       return state.plan;
     }
+    state.refused_key.clear();
     state.abandoned_key = PlanKey(*state.plan);
     state.abandoned_at = clock_->Now();
   }

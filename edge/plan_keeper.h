@@ -134,6 +134,7 @@ class PlanKeeper {
     absl::Time abandoned_at = absl::InfinitePast();
     // Answered requests by PlanKey (OnAnswered).
     std::map<std::string, MeasuredPlan> measured;
+    std::string refused_key;  // The last plan a re-plan did not switch to.
   };
 
   // A switch needs this much predicted gain (twice that to return, within

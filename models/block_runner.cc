@@ -68,6 +68,92 @@ absl::StatusOr<BlockRun> RunBlocksWithExits(const ProgressiveModel& model,
   return run;
 }
 
+absl::StatusOr<RowsRun> RunRowsWithExits(
+    const ProgressiveModel& model, const at::Tensor& batch, int begin,
+    const std::vector<ExitThresholds>& thresholds,
+    const std::vector<absl::Time>& deadlines) {
+  const int n = static_cast<int>(batch.size(0));
+  if (begin < 0 || begin >= model.num_blocks()) {
+    return absl::InvalidArgumentError("block range outside the model");
+  }
+  if (static_cast<int>(thresholds.size()) != n ||
+      static_cast<int>(deadlines.size()) != n) {
+    return absl::InvalidArgumentError(
+        "one threshold set and one deadline per row");
+  }
+  RowsRun run;
+  run.rows.resize(n);
+  std::vector<int> active(n);  // Rows of `batch` still in `x`, in order.
+  for (int r = 0; r < n; ++r) active[r] = r;
+  at::Tensor x = batch;
+  // Keeps the rows of `x` at `positions` (indices into `active`).
+  auto keep = [&x, &active](const std::vector<int64_t>& positions) {
+    if (positions.size() == active.size()) return;
+    std::vector<int> rows;
+    rows.reserve(positions.size());
+    for (int64_t p : positions) rows.push_back(active[p]);
+    active = std::move(rows);
+    if (!active.empty()) {
+      x = x.index_select(0,
+                         torch::tensor(positions, torch::kLong).to(x.device()));
+    }
+  };
+  Clock* clock = RealClock();
+  const absl::Time start = clock->Now();
+  for (int b = begin; b < model.num_blocks() && !active.empty(); ++b) {
+    const absl::Time block_start = clock->Now();
+    std::vector<int64_t> on_time;
+    for (size_t i = 0; i < active.size(); ++i) {
+      if (block_start < deadlines[active[i]]) {
+        on_time.push_back(static_cast<int64_t>(i));
+      } else {
+        run.rows[active[i]].status = absl::DeadlineExceededError(absl::StrCat(
+            "deadline passed before block ", b, " of '", model.name(), "'"));
+      }
+    }
+    keep(on_time);
+    if (active.empty()) break;
+    ASSIGN_OR_RETURN(x, model.RunBlocks(x, b, b + 1));
+    run.block_rows.push_back(static_cast<int>(active.size()));
+    const bool final_exit = b == model.num_blocks() - 1;
+    bool evaluate = final_exit;
+    for (int r : active) evaluate |= thresholds[r].count(b) > 0;
+    if (model.HasExit(b) && evaluate) {
+      ASSIGN_OR_RETURN(ExitEvaluation evaluation, model.EvaluateExit(b, x));
+      auto exit = std::make_shared<const ExitEvaluation>(std::move(evaluation));
+      std::vector<int64_t> going_on;
+      for (size_t i = 0; i < active.size(); ++i) {
+        RowOutcome& row = run.rows[active[i]];
+        const float confidence = exit->confidence[i];
+        if (!std::isfinite(confidence)) {
+          row.status = absl::InternalError(absl::StrCat(
+              "model '", model.name(), "': the exit head after block ", b,
+              " produced a non-finite confidence (an activation of blocks [",
+              begin, ", ", b, "] overflowed or is NaN)"));
+          continue;
+        }
+        const auto threshold = thresholds[active[i]].find(b);
+        if (final_exit || (threshold != thresholds[active[i]].end() &&
+                           confidence >= threshold->second)) {
+          row.exit_block = b;
+          row.exit = exit;
+          row.exit_row = static_cast<int>(i);
+        } else {
+          going_on.push_back(static_cast<int64_t>(i));
+        }
+      }
+      keep(going_on);
+    }
+    run.block_times.push_back(clock->Now() - block_start);
+  }
+  run.compute_time = clock->Now() - start;
+  for (int r : active) {
+    run.rows[r].status = absl::InternalError(absl::StrCat(
+        "model '", model.name(), "': no exit answered after the last block"));
+  }
+  return run;
+}
+
 absl::StatusOr<const ExitEvaluation*> AnsweringExit(const BlockRun& run) {
   if (!run.exited || !run.exit.has_value() || run.exit_block < 0) {
     return absl::InternalError("no exit answered the request");

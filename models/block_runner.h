@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -62,6 +63,39 @@ absl::StatusOr<BlockRun> RunBlocksWithExits(
     const ProgressiveModel& model, const at::Tensor& input, int begin, int end,
     const ExitThresholds& thresholds,
     absl::Time deadline = absl::InfiniteFuture());
+
+// One row of RunRowsWithExits.
+struct RowOutcome {
+  // OK: the exit after `exit_block` answered. DEADLINE_EXCEEDED: the row's
+  // deadline passed before a block it needed. INTERNAL: its exit head's
+  // confidence was not finite.
+  absl::Status status;
+  int exit_block = -1;
+  // The evaluation that answered, holding this row at `exit_row`.
+  std::shared_ptr<const ExitEvaluation> exit;
+  int exit_row = 0;
+};
+
+struct RowsRun {
+  std::vector<RowOutcome> rows;
+  // Per block run: its time (exit head included) and the rows it ran on.
+  std::vector<absl::Duration> block_times;
+  std::vector<int> block_rows;
+  absl::Duration compute_time;
+};
+
+// Runs blocks [begin, N) of `model` on `batch` (rows of the input of block
+// `begin`) where every row has its own exit thresholds and deadline, for
+// batches of unrelated requests. After each block, the rows whose exit is
+// confident enough (the final exit always is) answer and leave; the others go
+// on as a smaller batch. A row whose deadline has passed is dropped before
+// the next block. Rows fail alone (see RowOutcome); the returned status is
+// an error only when the whole batch failed (a bad range, a block that would
+// not run).
+absl::StatusOr<RowsRun> RunRowsWithExits(
+    const ProgressiveModel& model, const at::Tensor& batch, int begin,
+    const std::vector<ExitThresholds>& thresholds,
+    const std::vector<absl::Time>& deadlines);
 
 // The exit that answered `run`, or INTERNAL when none did. Callers read exits
 // only through these two, never by dereferencing `run.exit` themselves.

@@ -36,7 +36,9 @@ ABSL_FLAG(
     std::string, scenario, "trace",
     "bench: the scenario (trace; zoo: the trace at 1.1, 5.85, 18.88 "
     "and 100 Mbit/s for every --zoo_models x --zoo_slowdowns; mixed: "
-    "real-time tasks under every --mixed_policies at every --mixed_loads)");
+    "real-time tasks under every --mixed_policies at every --mixed_loads; "
+    "load: the cloud alone under a closed-loop concurrency sweep, dynamic "
+    "batching off and on, against its offline ceiling)");
 ABSL_FLAG(
     std::string, trace, "",
     "bench: CSV 'seconds,rate_mbit' (default 50,18.9,5.85,1.1,0.13,18.9)");
@@ -156,6 +158,13 @@ absl::Duration RefillTime(double mbit) {
 }
 
 // Where the daemons' port files, socket and config go.
+// The daemons log warnings and errors only, unless TANDEM_BENCH_LOG_LEVEL
+// asks for more (0: INFO, e.g. every plan switch and every switch refused).
+std::map<std::string, std::string> DaemonEnv() {
+  const char* level = std::getenv("TANDEM_BENCH_LOG_LEVEL");
+  return {{"TANDEM_MIN_LOG_LEVEL", level != nullptr ? level : "1"}};
+}
+
 fs::path WorkDir() {
   return fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
 }
@@ -186,7 +195,7 @@ absl::StatusOr<Subprocess> StartCloud(const std::string& linkemu,
            absl::StrCat("--listen=", kCloudAddress, ":8500"),
            "--model_repository=" + repository, "--worker_threads=1",
            "--port_file=" + (work / "cloud.port").string()},
-          {{"TANDEM_MIN_LOG_LEVEL", "1"}}, /*own_group=*/true));
+          DaemonEnv(), /*own_group=*/true));
   RETURN_IF_ERROR(
       WaitForPortFile((work / "cloud.port").string(), cloud, absl::Minutes(5))
           .status());
@@ -223,9 +232,8 @@ absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
   }
   if (with_cloud)
     edge_argv.push_back(absl::StrCat("--cloud=", kCloudAddress, ":8500"));
-  ASSIGN_OR_RETURN(
-      Subprocess edge,
-      Subprocess::Start(edge_argv, {{"TANDEM_MIN_LOG_LEVEL", "1"}}, true));
+  ASSIGN_OR_RETURN(Subprocess edge,
+                   Subprocess::Start(edge_argv, DaemonEnv(), true));
   RETURN_IF_ERROR(
       WaitForPortFile(port_file.string(), edge, absl::Minutes(10)).status());
   return edge;
@@ -887,14 +895,29 @@ absl::StatusOr<MixedRun> MixedRunFromFlags(const std::string& repository) {
 
 absl::Status RunBenchCommandFromFlags() {
   const std::string scenario = absl::GetFlag(FLAGS_scenario);
-  if (scenario != "trace" && scenario != "zoo" && scenario != "mixed") {
+  if (scenario != "trace" && scenario != "zoo" && scenario != "mixed" &&
+      scenario != "load") {
     return absl::InvalidArgumentError(
-        "--scenario is trace, zoo or mixed (load is not built yet)");
+        "--scenario is trace, zoo, mixed or load");
   }
   const std::string repository =
       absl::GetFlag(FLAGS_model_repository).empty()
           ? (BuildDir() / "model_repository").string()
           : absl::GetFlag(FLAGS_model_repository);
+  if (scenario == "load") {
+    // The cloud alone, on loopback: bench/load_bench (it runs the models
+    // offline for the ceiling, which this torch-free tool cannot).
+    std::vector<std::string> argv = {
+        (BuildDir() / "bench/load_bench").string(),
+        "--model_repository=" + repository,
+        "--out_dir=" + absl::GetFlag(FLAGS_out_dir)};
+    if (!absl::GetFlag(FLAGS_model).empty())
+      argv.push_back("--models=" + absl::GetFlag(FLAGS_model));
+    ASSIGN_OR_RETURN(int exit, RunToCompletion(argv, absl::Hours(2)));
+    if (exit != 0)
+      return absl::InternalError(absl::StrCat("load_bench exited ", exit));
+    return absl::OkStatus();
+  }
   std::optional<MixedRun> mixed;
   if (scenario == "mixed") {
     ASSIGN_OR_RETURN(mixed, MixedRunFromFlags(repository));
