@@ -402,11 +402,9 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
     WantReplans();
     return;
   }
+  // The round trip comes from pings (the prober's, which run while the link
+  // is busy too): a transfer's network time mixes it with the sending time.
   const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
-  // The whole network time bounds the round trip from above: pings queued
-  // behind a big transfer on a slow link may have left the estimate far too
-  // high, and while traffic flows no probe runs to correct it.
-  if (network_time < rtt) network_.AddRtt(network_time);
   network_.AddTransfer(bytes, network_time, LatencyShare(rtt, network_time));
   WantReplans();
 }
@@ -505,15 +503,29 @@ void PlanKeeper::ProbeLoop() {
   // had at start would stay as wrong as they were.
   const absl::Duration profile_interval =
       std::min(interval * 2, absl::Seconds(5));
+  // Pings run busy link or quiet: transfers time the bandwidth, but only a
+  // lone ping times the round trip itself (the estimate keeps the least).
+  const absl::Duration ping_interval =
+      config_.adaptation().ping_interval_ms() > 0
+          ? absl::Milliseconds(config_.adaptation().ping_interval_ms())
+          : std::max(absl::Milliseconds(50), interval / 5);
   absl::Time last_profile = clock_->Now();
+  absl::Time last_ping = absl::InfinitePast();
   while (true) {
     bool probe = false;
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]()
                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), interval / 2)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop),
+                               std::min(interval / 2, ping_interval))) {
+        return;
+      }
       probe = network_.NeedsProbe();
+    }
+    if (!probe && clock_->Now() - last_ping >= ping_interval) {
+      last_ping = clock_->Now();
+      Ping();
     }
     if (probe) {
       Probe();
@@ -529,6 +541,21 @@ void PlanKeeper::ProbeLoop() {
       last_profile = clock_->Now();
     }
   }
+}
+
+void PlanKeeper::Ping() {
+  const absl::Time start = clock_->Now();
+  if (!cloud_->Probe(tandem::v1::ProbeRequest(), start + absl::Seconds(2))
+           .ok()) {
+    return;
+  }
+  const absl::Duration rtt = clock_->Now() - start;
+  absl::MutexLock lock(&mu_);
+  const double before = network_.rtt_ms();
+  network_.AddPing(rtt);
+  // A round trip far below the estimate moves plans (the cost of every
+  // offload falls by the difference).
+  if (network_.rtt_ms() < before / 2) WantReplans();
 }
 
 void PlanKeeper::Probe() {

@@ -19,9 +19,9 @@
 // shared: a request keeps the plan it started with while a newer one
 // replaces it, so switching plans drops nothing.
 //
-// Thread-safe. Owns a prober thread (probes while the link is quiet, and
-// polls the cloud's profiles) and a planner thread, started by Create and
-// joined by the destructor.
+// Thread-safe. Owns a prober thread (pings every ping interval, probes the
+// bandwidth while the link is quiet, and polls the cloud's profiles) and a
+// planner thread, started by Create and joined by the destructor.
 #ifndef TANDEM_EDGE_PLAN_KEEPER_H_
 #define TANDEM_EDGE_PLAN_KEEPER_H_
 
@@ -190,6 +190,9 @@ class PlanKeeper {
   // following the plan does.
   static std::string PlanKey(const tandem::v1::Plan& plan);
   void ProbeLoop();
+  // A lone round trip (no payload), for the RTT estimate.
+  void Ping();
+  // A ping and a bulk transfer of probe_bytes, for RTT and bandwidth.
   void Probe();
   void RefreshCloudProfiles();
 

@@ -252,5 +252,35 @@ TEST(PlanKeeperProberTest, PollsTheCloudProfileWhileTheLinkIsBusy) {
   fs::remove_all(root);
 }
 
+// Pings time the round trip while transfers keep the link busy (and keep
+// the bandwidth probes away).
+TEST(PlanKeeperProberTest, PingsWhileTheLinkIsBusy) {
+  const fs::path root = fs::temp_directory_path() /
+                        ("tandem_pinger_" + std::to_string(::getpid()));
+  fs::create_directories(root);
+  testing::WritePackage(root, {});
+  ASSERT_OK_AND_ASSIGN(auto repository,
+                       ModelRepository::Load(root.string(), {}));
+  FakeClock clock;
+  FakeCloudLink link(3);
+  tandem::v1::EdgeConfig config;
+  config.mutable_adaptation()->set_probe_interval_ms(20);
+  config.mutable_adaptation()->set_ping_interval_ms(10);
+  {
+    ASSERT_OK_AND_ASSIGN(
+        auto keeper,
+        PlanKeeper::Create(config, repository.get(), &link, &clock));
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (link.pings.load() < 3 && absl::Now() < until) {
+      clock.Advance(absl::Milliseconds(10));
+      keeper->OnTransfer(1 << 20, absl::Milliseconds(100), true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_GE(link.pings.load(), 3);
+    EXPECT_EQ(link.probes.load(), 0);
+  }
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace tandem

@@ -102,13 +102,25 @@ double NetworkEstimator::ClassUplinkMbit(int64_t bytes) const {
 
 void NetworkEstimator::AddRtt(absl::Duration rtt) {
   last_sample_ = clock_->Now();
-  const double ms = absl::ToDoubleMilliseconds(rtt);
-  // A round trip far shorter than the estimate is proof, not noise: no
-  // queue makes a round trip faster than the path allows. Restart from it,
-  // or round trips once queued behind transfers on a slow link would take
-  // tens of samples to decay after the link recovered.
-  if (rtt_ms_.has_value() && ms < rtt_ms_.value() / 2) rtt_ms_ = Ewma(0.3);
-  rtt_ms_.Add(ms);
+  AddRttSample(absl::ToDoubleMilliseconds(rtt));
+}
+
+void NetworkEstimator::AddPing(absl::Duration rtt) {
+  AddRttSample(absl::ToDoubleMilliseconds(rtt));
+}
+
+void NetworkEstimator::AddRttSample(double ms) {
+  constexpr size_t kMaxSamples = 256;
+  const absl::Time now = clock_->Now();
+  // A later, shorter round trip makes every longer one before it irrelevant
+  // to the minimum: no queue makes a round trip faster than the path allows.
+  while (!rtt_ms_.empty() && rtt_ms_.back().second >= ms) rtt_ms_.pop_back();
+  rtt_ms_.emplace_back(now, ms);
+  while (rtt_ms_.size() > 1 &&
+         (now - rtt_ms_.front().first > options_.rtt_window ||
+          rtt_ms_.size() > kMaxSamples)) {
+    rtt_ms_.pop_front();
+  }
 }
 
 double NetworkEstimator::uplink_mbit() const {
@@ -117,7 +129,12 @@ double NetworkEstimator::uplink_mbit() const {
 }
 
 double NetworkEstimator::rtt_ms() const {
-  return rtt_ms_.has_value() ? rtt_ms_.value() : options_.initial_rtt_ms;
+  if (rtt_ms_.empty()) return options_.initial_rtt_ms;
+  const absl::Time since = clock_->Now() - options_.rtt_window;
+  for (const auto& [when, ms] : rtt_ms_) {
+    if (when >= since) return ms;
+  }
+  return rtt_ms_.back().second;  // All old: the newest is still the best.
 }
 
 bool NetworkEstimator::NeedsProbe() const {

@@ -19,7 +19,9 @@
 #define TANDEM_PARTITIONER_NETWORK_ESTIMATOR_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -39,6 +41,9 @@ class NetworkEstimator {
         absl::Seconds(10);           // Older estimates call for a probe.
     double initial_uplink_mbit = 0;  // Assumed before any sample; 0: unknown.
     double initial_rtt_ms = 0;
+    // The RTT estimate is the least round trip seen this long (BBR's
+    // min_rtt): queueing only ever adds to a round trip.
+    absl::Duration rtt_window = absl::Seconds(10);
   };
 
   NetworkEstimator(Options options, Clock* clock);
@@ -51,7 +56,14 @@ class NetworkEstimator {
   // link carried only part of it. Counted as a quarter of bytes / elapsed, a
   // pessimistic sample that lets a fallen link be noticed within two of them.
   void AddIncompleteTransfer(int64_t bytes, absl::Duration elapsed);
+  // A round trip measured along with a probe or a transfer (a transfer's
+  // whole network time bounds the round trip from above).
   void AddRtt(absl::Duration rtt);
+  // A lone ping's round trip: an RTT sample that does not count as having
+  // measured the link (NeedsProbe is unchanged), so that pings can run while
+  // the link is busy, where queued behind transfers they read high and the
+  // windowed minimum ignores them.
+  void AddPing(absl::Duration rtt);
 
   bool has_estimate() const { return uplink_mbit() > 0; }
   double uplink_mbit() const;
@@ -95,6 +107,7 @@ class NetworkEstimator {
   };
 
   void AddThroughput(double mbit);
+  void AddRttSample(double ms);
   void AddClassSample(int64_t bytes, double mbit);
   static int ClassOf(int64_t bytes);
 
@@ -102,7 +115,9 @@ class NetworkEstimator {
   Clock* const clock_;
   Rate throughput_;
   std::map<int, SizeClass> classes_;  // By floor(log2(bytes)).
-  Ewma rtt_ms_{0.3};
+  // Round trips of the last rtt_window, increasing from the front (each
+  // sample evicts the larger ones before it): the front is the minimum.
+  std::deque<std::pair<absl::Time, double>> rtt_ms_;
   int changes_ = 0;
   int class_changes_ = 0;
   absl::Time last_sample_ = absl::InfinitePast();

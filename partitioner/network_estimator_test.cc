@@ -75,16 +75,35 @@ TEST(NetworkEstimator, AnIsolatedOutlierIsForgotten) {
   EXPECT_EQ(estimator.changes(), 0);
 }
 
-TEST(NetworkEstimator, AMuchShorterRoundTripRestartsTheRttAtOnce) {
+TEST(NetworkEstimator, TheRttIsTheLeastRoundTripOfTheWindow) {
+  FakeClock clock;
+  NetworkEstimator::Options options;
+  options.rtt_window = absl::Seconds(10);
+  NetworkEstimator estimator(options, &clock);
+  for (int i = 0; i < 5; ++i) estimator.AddRtt(absl::Seconds(2));  // Queued.
+  EXPECT_EQ(estimator.rtt_ms(), 2000);
+  estimator.AddRtt(absl::Milliseconds(5));  // The queue drained: at once.
+  EXPECT_EQ(estimator.rtt_ms(), 5);
+  clock.Advance(absl::Seconds(4));
+  estimator.AddRtt(absl::Milliseconds(90));  // Queued behind a transfer.
+  estimator.AddRtt(absl::Milliseconds(9));
+  EXPECT_EQ(estimator.rtt_ms(), 5);
+  // The 5 ms sample leaves the window: the least of the rest.
+  clock.Advance(absl::Seconds(7));
+  EXPECT_EQ(estimator.rtt_ms(), 9);
+  // A path that became longer shows once its shorter samples are old.
+  clock.Advance(absl::Seconds(11));
+  estimator.AddRtt(absl::Milliseconds(40));
+  EXPECT_EQ(estimator.rtt_ms(), 40);
+}
+
+TEST(NetworkEstimator, PingsDoNotCountAsMeasuringTheLink) {
   FakeClock clock;
   NetworkEstimator estimator({}, &clock);
-  for (int i = 0; i < 5; ++i) estimator.AddRtt(absl::Seconds(2));  // Queued.
-  estimator.AddRtt(absl::Milliseconds(1500));  // Within 2x: smoothed.
-  EXPECT_GT(estimator.rtt_ms(), 1500);
-  estimator.AddRtt(absl::Milliseconds(5));  // The queue drained.
-  EXPECT_EQ(estimator.rtt_ms(), 5);
-  estimator.AddRtt(absl::Milliseconds(9));  // Longer ones are smoothed.
-  EXPECT_NEAR(estimator.rtt_ms(), 0.3 * 9 + 0.7 * 5, 1e-9);
+  ASSERT_TRUE(estimator.NeedsProbe());
+  estimator.AddPing(absl::Milliseconds(3));
+  EXPECT_EQ(estimator.rtt_ms(), 3);
+  EXPECT_TRUE(estimator.NeedsProbe());  // The bandwidth is still unknown.
 }
 
 TEST(NetworkEstimator, RttAndProbeTiming) {

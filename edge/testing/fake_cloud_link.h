@@ -1,5 +1,5 @@
-// A cloud link for tests: probes answer at once, the cloud reports a profile
-// in which each of `blocks` blocks takes 1 us, and Continue is refused
+// A cloud link for tests: pings and probes answer at once, the cloud reports a
+// profile in which each of `blocks` blocks takes 1 us, and Continue is refused
 // (subclasses script it).
 #ifndef TANDEM_EDGE_TESTING_FAKE_CLOUD_LINK_H_
 #define TANDEM_EDGE_TESTING_FAKE_CLOUD_LINK_H_
@@ -20,8 +20,8 @@ class FakeCloudLink : public CloudLink {
     return absl::UnimplementedError("not in this test");
   }
   absl::StatusOr<tandem::v1::ProbeResponse> Probe(
-      const tandem::v1::ProbeRequest&, absl::Time) override {
-    ++probes;
+      const tandem::v1::ProbeRequest& request, absl::Time) override {
+    ++(request.payload().empty() ? pings : probes);
     return tandem::v1::ProbeResponse();
   }
   absl::StatusOr<tandem::v1::GetProfileResponse> GetProfile(
@@ -38,7 +38,8 @@ class FakeCloudLink : public CloudLink {
   }
 
   // Calls seen, for tests of who calls when.
-  std::atomic<int> probes{0};
+  std::atomic<int> pings{0};   // Probes without payload (round trips).
+  std::atomic<int> probes{0};  // Probes with a payload (bandwidth).
   std::atomic<int> profiles{0};
 
  private:
