@@ -94,48 +94,38 @@ struct Point {
   int windows = 0;
 };
 
-// Sends `request` from `concurrency` threads in a closed loop for `window`.
-Point MeasureWindow(const std::shared_ptr<grpc::Channel>& channel,
-                    const ContinueRequest& request, int concurrency,
-                    absl::Duration window, absl::Duration deadline) {
-  absl::Mutex mu;
+// One request of the closed loop.
+struct Record {
+  absl::Time end;
+  double latency_ms = 0;
+  bool ok = false;
+  double queue_us = 0, compute_us = 0;
+  int batch_size = 0;
+};
+
+// The figures of the requests that completed in [from, to).
+Point Summarize(const std::vector<Record>& records, absl::Time from,
+                absl::Time to, int concurrency) {
   std::vector<double> latencies;
   double queue_us = 0, compute_us = 0, batch = 0;
   int ok = 0, failed = 0;
-  const absl::Time end = absl::Now() + window;
-  std::vector<std::thread> threads;
-  for (int c = 0; c < concurrency; ++c) {
-    threads.emplace_back([&, c] {
-      auto stub = tandem::v1::CloudService::NewStub(channel);
-      ContinueRequest mine = request;
-      for (int i = 0; absl::Now() < end; ++i) {
-        mine.set_id(absl::StrCat(c, "-", i));
-        grpc::ClientContext context;
-        context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-        ContinueResponse response;
-        const absl::Time start = absl::Now();
-        const grpc::Status status = stub->Continue(&context, mine, &response);
-        const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-        absl::MutexLock lock(&mu);
-        if (status.ok()) {
-          ++ok;
-          latencies.push_back(ms);
-          queue_us += response.queue_us();
-          compute_us += response.compute_us();
-          batch += response.batch_size();
-        } else {
-          ++failed;
-          latencies.push_back(absl::ToDoubleMilliseconds(deadline));
-        }
-      }
-    });
+  for (const Record& r : records) {
+    if (r.end < from || r.end >= to) continue;
+    latencies.push_back(r.latency_ms);
+    if (!r.ok) {
+      ++failed;
+      continue;
+    }
+    ++ok;
+    queue_us += r.queue_us;
+    compute_us += r.compute_us;
+    batch += r.batch_size;
   }
-  for (std::thread& t : threads) t.join();
   Point point;
   point.concurrency = concurrency;
   point.requests = ok + failed;
   point.failed = failed;
-  point.throughput_rps = ok / absl::ToDoubleSeconds(window);
+  point.throughput_rps = ok / absl::ToDoubleSeconds(to - from);
   point.p50_ms = Percentile(latencies, 50);
   point.p90_ms = Percentile(latencies, 90);
   point.p95_ms = Percentile(latencies, 95);
@@ -148,21 +138,67 @@ Point MeasureWindow(const std::shared_ptr<grpc::Channel>& channel,
   return point;
 }
 
+// `concurrency` threads send `request` in a closed loop, without pause,
+// while the load is measured in consecutive windows of --window_s (after a
+// quarter window of warm-up) until two agree within kStable on throughput.
+// Only requests that completed inside a window count in it; a failure counts
+// at its deadline.
 Point MeasurePoint(const std::shared_ptr<grpc::Channel>& channel,
                    const ContinueRequest& request, int concurrency) {
   const absl::Duration window = absl::Seconds(absl::GetFlag(FLAGS_window_s));
   const absl::Duration deadline =
       absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
-  (void)MeasureWindow(channel, request, concurrency, window / 4, deadline);
-  Point last = MeasureWindow(channel, request, concurrency, window, deadline);
-  int windows = 1;
-  while (windows < kMaxWindows) {
-    Point next = MeasureWindow(channel, request, concurrency, window, deadline);
-    ++windows;
-    const double a = last.throughput_rps, b = next.throughput_rps;
-    last = next;
-    if (std::abs(a - b) <= kStable * std::max(a, b)) break;
+  absl::Mutex mu;
+  std::vector<Record> records;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < concurrency; ++c) {
+    threads.emplace_back([&, c] {
+      auto stub = tandem::v1::CloudService::NewStub(channel);
+      ContinueRequest mine = request;
+      for (int i = 0; !stop.load(); ++i) {
+        mine.set_id(absl::StrCat(c, "-", i));
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+        ContinueResponse response;
+        const absl::Time start = absl::Now();
+        const grpc::Status status = stub->Continue(&context, mine, &response);
+        Record record;
+        record.end = absl::Now();
+        record.ok = status.ok();
+        record.latency_ms = absl::ToDoubleMilliseconds(
+            status.ok() ? record.end - start : deadline);
+        record.queue_us = response.queue_us();
+        record.compute_us = response.compute_us();
+        record.batch_size = response.batch_size();
+        absl::MutexLock lock(&mu);
+        records.push_back(record);
+      }
+    });
   }
+  absl::Time from = absl::Now() + window / 4;
+  absl::SleepFor(window / 4);
+  Point last;
+  int windows = 0;
+  while (windows < kMaxWindows) {
+    absl::SleepFor(window);
+    const absl::Time to = from + window;
+    Point next;
+    {
+      absl::MutexLock lock(&mu);
+      next = Summarize(records, from, to, concurrency);
+    }
+    ++windows;
+    const bool stable =
+        windows > 1 &&
+        std::abs(last.throughput_rps - next.throughput_rps) <=
+            kStable * std::max(last.throughput_rps, next.throughput_rps);
+    last = next;
+    from = to;
+    if (stable) break;
+  }
+  stop = true;
+  for (std::thread& t : threads) t.join();
   last.windows = windows;
   return last;
 }

@@ -8,6 +8,7 @@
 #include "edge/plan_keeper.h"
 
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "common/testing/status_matchers.h"
@@ -221,65 +222,59 @@ TEST_F(PlanKeeperMeasuredTest, ALinkChangeVoidsTheMeasuredFigures) {
   EXPECT_EQ(Split(), 3);
 }
 
-// The prober on real time (20 ms probe interval), the fake clock for ages.
-TEST(PlanKeeperProberTest, PollsTheCloudProfileWhileTheLinkIsBusy) {
-  const fs::path root = fs::temp_directory_path() /
-                        ("tandem_prober_" + std::to_string(::getpid()));
-  fs::create_directories(root);
-  testing::WritePackage(root, {});
-  ASSERT_OK_AND_ASSIGN(auto repository,
-                       ModelRepository::Load(root.string(), {}));
-  FakeClock clock;
-  FakeCloudLink link(3);
-  tandem::v1::EdgeConfig config;
-  config.mutable_adaptation()->set_probe_interval_ms(20);
-  {
-    ASSERT_OK_AND_ASSIGN(
-        auto keeper,
-        PlanKeeper::Create(config, repository.get(), &link, &clock));
-    const int at_start = link.profiles.load();
-    EXPECT_EQ(at_start, 1);  // Create reads it once.
+// The prober on real time (20 ms probe interval), the fake clock for ages,
+// with traffic every 10 ms of the fake clock: no bandwidth probe is ever due.
+class PlanKeeperProberTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("tandem_prober_" + std::to_string(::getpid()));
+    fs::create_directories(root_);
+    testing::WritePackage(root_, {});
+    ASSERT_OK_AND_ASSIGN(repository_,
+                         ModelRepository::Load(root_.string(), {}));
+    config_.mutable_adaptation()->set_probe_interval_ms(20);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Keeps the link busy until `done` holds (at most 10 s of real time).
+  void BusyUntil(PlanKeeper& keeper, const std::function<bool()>& done) {
     const absl::Time until = absl::Now() + absl::Seconds(10);
-    while (link.profiles.load() == at_start && absl::Now() < until) {
-      // Traffic every 10 ms of the fake clock: no probe is ever due.
-      clock.Advance(absl::Milliseconds(10));
-      keeper->OnTransfer(1 << 20, absl::Milliseconds(100), true);
+    while (!done() && absl::Now() < until) {
+      clock_.Advance(absl::Milliseconds(10));
+      keeper.OnTransfer(1 << 20, absl::Milliseconds(100), true);
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    EXPECT_GT(link.profiles.load(), at_start);
-    EXPECT_EQ(link.probes.load(), 0);
   }
-  fs::remove_all(root);
+
+  fs::path root_;
+  std::unique_ptr<ModelRepository> repository_;
+  FakeClock clock_;
+  FakeCloudLink link_{3};
+  tandem::v1::EdgeConfig config_;
+};
+
+TEST_F(PlanKeeperProberTest, PollsTheCloudProfileWhileTheLinkIsBusy) {
+  ASSERT_OK_AND_ASSIGN(
+      auto keeper,
+      PlanKeeper::Create(config_, repository_.get(), &link_, &clock_));
+  const int at_start = link_.profiles.load();
+  EXPECT_EQ(at_start, 1);  // Create reads it once.
+  BusyUntil(*keeper, [&] { return link_.profiles.load() > at_start; });
+  EXPECT_GT(link_.profiles.load(), at_start);
+  EXPECT_EQ(link_.probes.load(), 0);
 }
 
 // Pings time the round trip while transfers keep the link busy (and keep
 // the bandwidth probes away).
-TEST(PlanKeeperProberTest, PingsWhileTheLinkIsBusy) {
-  const fs::path root = fs::temp_directory_path() /
-                        ("tandem_pinger_" + std::to_string(::getpid()));
-  fs::create_directories(root);
-  testing::WritePackage(root, {});
-  ASSERT_OK_AND_ASSIGN(auto repository,
-                       ModelRepository::Load(root.string(), {}));
-  FakeClock clock;
-  FakeCloudLink link(3);
-  tandem::v1::EdgeConfig config;
-  config.mutable_adaptation()->set_probe_interval_ms(20);
-  config.mutable_adaptation()->set_ping_interval_ms(10);
-  {
-    ASSERT_OK_AND_ASSIGN(
-        auto keeper,
-        PlanKeeper::Create(config, repository.get(), &link, &clock));
-    const absl::Time until = absl::Now() + absl::Seconds(10);
-    while (link.pings.load() < 3 && absl::Now() < until) {
-      clock.Advance(absl::Milliseconds(10));
-      keeper->OnTransfer(1 << 20, absl::Milliseconds(100), true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    EXPECT_GE(link.pings.load(), 3);
-    EXPECT_EQ(link.probes.load(), 0);
-  }
-  fs::remove_all(root);
+TEST_F(PlanKeeperProberTest, PingsWhileTheLinkIsBusy) {
+  config_.mutable_adaptation()->set_ping_interval_ms(10);
+  ASSERT_OK_AND_ASSIGN(
+      auto keeper,
+      PlanKeeper::Create(config_, repository_.get(), &link_, &clock_));
+  BusyUntil(*keeper, [&] { return link_.pings.load() >= 3; });
+  EXPECT_GE(link_.pings.load(), 3);
+  EXPECT_EQ(link_.probes.load(), 0);
 }
 
 }  // namespace
