@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -26,10 +27,28 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-std::string TempPath(const std::string& name) {
-  return absl::StrCat(::testing::TempDir(), "/image_io_test_", getpid(), "_",
-                      name);
+std::string TempPrefix() {
+  return absl::StrCat("image_io_test_", getpid(), "_");
 }
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(::testing::TempDir(), "/", TempPrefix(), name);
+}
+
+// Removes this process's files from the temp directory once its tests ran.
+class TempFiles : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(::testing::TempDir(), ignored)) {
+      if (entry.path().filename().string().rfind(TempPrefix(), 0) == 0)
+        std::filesystem::remove_all(entry.path(), ignored);
+    }
+  }
+};
+::testing::Environment* const kTempFiles =
+    ::testing::AddGlobalTestEnvironment(new TempFiles);
 
 std::string WriteFile(const std::string& name, const std::string& contents) {
   const std::string path = TempPath(name);
