@@ -4,6 +4,7 @@
 //                [--config=cloud.pbtxt] [--port_file=PATH]
 //                [--max_batch_size=8 --preferred_batch_size=4,8
 //                 --max_queue_delay_us=500]
+//                [--metrics_listen=0.0.0.0:8502 [--metrics_port_file=PATH]]
 //
 // Flags override the config file (protobuf text, tandem.v1.CloudConfig).
 // SIGTERM or SIGINT drain and exit 0.
@@ -27,6 +28,10 @@ ABSL_FLAG(std::string, listen, "",
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory");
 ABSL_FLAG(std::string, config, "", "CloudConfig in protobuf text format");
 ABSL_FLAG(std::string, port_file, "", "Write the bound port here once serving");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT of the Prometheus /metrics endpoint (empty: off)");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "Write the bound metrics port here once serving");
 ABSL_FLAG(int64_t, max_message_bytes, 0,
           "Largest gRPC message (default 64 MiB)");
 ABSL_FLAG(int32_t, worker_threads, 0, "LibTorch executor threads (default 2)");
@@ -58,6 +63,9 @@ absl::StatusOr<tandem::v1::CloudConfig> ConfigFromFlags() {
     config.set_listen(absl::GetFlag(FLAGS_listen));
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
     config.set_model_repository(absl::GetFlag(FLAGS_model_repository));
+  }
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   }
   if (absl::GetFlag(FLAGS_max_message_bytes) > 0) {
     config.mutable_limits()->set_max_message_bytes(
@@ -116,6 +124,11 @@ int Main() {
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     absl::Status status =
         WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+    if (!status.ok()) TANDEM_LOG(ERROR) << status;
+  }
+  if (!absl::GetFlag(FLAGS_metrics_port_file).empty()) {
+    absl::Status status = WritePortFile(absl::GetFlag(FLAGS_metrics_port_file),
+                                        (*server)->metrics_port());
     if (!status.ok()) TANDEM_LOG(ERROR) << status;
   }
   while (true) {

@@ -4,12 +4,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cloud/cloud_metrics.h"
 #include "cloud/cloud_service.h"
 #include "cloud/continue_runner.h"
 #include "cloud/dynamic_batcher.h"
 #include "common/daemon.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/status_macros.h"
 #include "grpcpp/server_builder.h"
 #include "models/model_repository.h"
@@ -39,18 +41,35 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
   ASSIGN_OR_RETURN(DynamicBatcher::Options batching,
                    DynamicBatcher::OptionsFrom(config));
   ContinueRunner* runner = server->runner_.get();
+  AddProcessMetrics(&server->registry_);
+  server->metrics_ = std::make_unique<CloudMetrics>(
+      &server->registry_, [batcher = &server->batcher_] {
+        return *batcher == nullptr
+                   ? 0.0
+                   : static_cast<double>((*batcher)->queue_depth());
+      });
+  CloudMetrics* metrics = server->metrics_.get();
   server->batcher_ = std::make_unique<DynamicBatcher>(
       std::move(batching),
-      [runner](const std::vector<DynamicBatcher::Item>& batch) {
+      [runner, metrics](const std::vector<DynamicBatcher::Item>& batch) {
+        const absl::Time start = absl::Now();
         std::vector<ContinueRunner::Row> rows;
         rows.reserve(batch.size());
+        absl::Duration queued;
         for (const DynamicBatcher::Item& item : batch) {
           rows.push_back({item.request.get(), item.queued_at, item.deadline});
+          queued += start - item.queued_at;
         }
-        return runner->RunBatch(rows);
+        std::vector<DynamicBatcher::Result> results = runner->RunBatch(rows);
+        const tandem::v1::ContinueRequest& first = *batch.front().request;
+        metrics->OnBatch(
+            CloudMetrics::KeyOf(first, runner->ResolvedVersion(first),
+                                /*checked=*/true),
+            static_cast<int>(batch.size()), queued, absl::Now() - start);
+        return results;
       });
   server->service_ = std::make_unique<CloudServiceImpl>(
-      server->runner_.get(), server->batcher_.get(),
+      server->runner_.get(), server->batcher_.get(), metrics,
       CloudServiceImpl::Options{});
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
@@ -77,6 +96,14 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
   }
   SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(),
            false);
+  if (!config.metrics_listen().empty()) {
+    ASSIGN_OR_RETURN(
+        server->metrics_server_,
+        MetricsServer::Start(config.metrics_listen(), &server->registry_));
+    TANDEM_LOG(INFO) << "metrics on http://" << config.metrics_listen()
+                     << "/metrics (port " << server->metrics_server_->port()
+                     << ")";
+  }
   TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen()
                    << " (port " << server->port_ << "), loading models from "
                    << config.model_repository();
@@ -113,6 +140,12 @@ void CloudServer::Shutdown() {
   }
   if (batcher_ != nullptr) batcher_->Shutdown();
   if (server_ != nullptr) server_->Wait();
+  // Last, so that a final scrape can see the drain.
+  metrics_server_.reset();
+}
+
+int CloudServer::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
 }
 
 int64_t CloudServer::continue_requests() const {

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "tandem/v1/daemon_config.pb.h"
 
 namespace grpc {
@@ -26,9 +27,11 @@ class Server;
 
 namespace tandem {
 
+class CloudMetrics;
 class CloudServiceImpl;
 class ContinueRunner;
 class DynamicBatcher;
+class MetricsServer;
 
 // Fills unset fields of `config` with the defaults.
 tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config);
@@ -49,17 +52,24 @@ class CloudServer {
   // The bound TCP port (the chosen one when listening on port 0); 0 for unix
   // sockets.
   int port() const { return port_; }
+  // The /metrics port (0 when config.metrics_listen is empty).
+  int metrics_port() const;
   void Shutdown();
   int64_t continue_requests() const;
+  // What /metrics serves.
+  const MetricsRegistry& metrics() const { return registry_; }
 
  private:
   CloudServer() = default;
 
   tandem::v1::CloudConfig config_;
+  MetricsRegistry registry_;
+  std::unique_ptr<CloudMetrics> metrics_;
   std::unique_ptr<ContinueRunner> runner_;
   std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<CloudServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -254,6 +254,78 @@ TEST_F(BatchingServerTest, UnaryCallsAndStreamMessagesShareABatch) {
   EXPECT_EQ(unary_batch, std::vector<int>(kUnary, kUnary + kStream));
 }
 
+// The value of the sample line of `text` that starts with `prefix`; -1 when
+// there is none.
+double Sample(const std::string& text, const std::string& prefix) {
+  size_t at = text.find("\n" + prefix);
+  if (at == std::string::npos) return -1;
+  const size_t end = text.find('\n', at + 1);
+  const std::string line = text.substr(at + 1, end - at - 1);
+  return std::stod(line.substr(line.rfind(' ') + 1));
+}
+
+TEST_F(BatchingServerTest, MetricsCountRequestsBatchesAndFailures) {
+  ASSERT_OK_AND_ASSIGN(server_, CloudServer::Start(config_));
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                          grpc::InsecureChannelCredentials());
+  auto call = [&](const std::string& model, int start_block) {
+    ContinueRequest r;
+    r.set_model_name(model);
+    r.set_start_block(start_block);
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
+                             r.add_raw_input_contents())
+                    .ok());
+    auto stub = tandem::v1::CloudService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    ContinueResponse response;
+    return stub->Continue(&context, r, &response).error_code();
+  };
+  constexpr int kBatched = 4;
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kBatched; ++i) {
+    callers.emplace_back([&] { EXPECT_EQ(call("tiny", 0), grpc::OK); });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(call("nope", 0), grpc::NOT_FOUND);
+  EXPECT_EQ(call("tiny", 99), grpc::INVALID_ARGUMENT);
+
+  const std::string text = server_->metrics().Render();
+  const std::string key = "{model=\"tiny\",version=\"1\",start_block=\"0\"}";
+  EXPECT_EQ(Sample(text, "tandem_cloud_request_success" + key), kBatched)
+      << text;
+  EXPECT_EQ(Sample(text, "tandem_cloud_exec_count" + key), 1);
+  EXPECT_EQ(Sample(text, "tandem_cloud_inference_count" + key), kBatched);
+  EXPECT_EQ(Sample(text, "tandem_cloud_batch_size_count" + key), 1);
+  EXPECT_EQ(Sample(text, "tandem_cloud_batch_size_sum" + key), kBatched);
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_batch_size_bucket{model=\"tiny\","
+                   "version=\"1\",start_block=\"0\",le=\"2\"}"),
+            0);
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_batch_size_bucket{model=\"tiny\","
+                   "version=\"1\",start_block=\"0\",le=\"4\"}"),
+            1);
+  // The batch waited for the 500 ms queue delay: its oldest request at
+  // least that long.
+  EXPECT_GE(Sample(text, "tandem_cloud_queue_duration_us" + key), 400000);
+  EXPECT_GT(Sample(text, "tandem_cloud_compute_infer_duration_us" + key), 0);
+  // Refused requests: an unknown model mints no series of its own, a bad
+  // block of a known model keeps the model but not the block.
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_request_failure{model=\"\",version="
+                   "\"\",start_block=\"\",code=\"NOT_FOUND\"}"),
+            1);
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_request_failure{model=\"tiny\","
+                   "version=\"1\",start_block=\"\",code=\""
+                   "INVALID_ARGUMENT\"}"),
+            1);
+  EXPECT_EQ(text.find("nope"), std::string::npos);
+  EXPECT_GT(Sample(text, "process_resident_memory_bytes "), 0);
+}
+
 TEST_F(BatchingServerTest, NonsensicalBatchingIsRefusedAtStart) {
   config_.set_max_batch_size(65);
   EXPECT_THAT(CloudServer::Start(config_).status(),

@@ -50,23 +50,15 @@ class CloudServiceImpl::StreamReactor
             ? RealClock()->Now() +
                   absl::Microseconds(request->deadline_remaining_us())
             : absl::InfiniteFuture();
-    absl::Status status = service_->runner_->Precheck(*request);
-    if (status.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        ++pending_work_;
-      }
-      status = service_->batcher_->Submit(
-          request, deadline,
-          [this, id = request->id()](absl::StatusOr<ContinueResponse> result) {
-            Complete(id, std::move(result), /*was_queued=*/true);
-          });
-      if (!status.ok()) {
-        absl::MutexLock lock(&mu_);
-        --pending_work_;
-      }
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_work_;
     }
-    if (!status.ok()) Complete(request->id(), status, /*was_queued=*/false);
+    service_->Submit(
+        request, deadline,
+        [this, id = request->id()](absl::StatusOr<ContinueResponse> result) {
+          Complete(id, std::move(result));
+        });
     StartRead(&request_);
   }
 
@@ -86,8 +78,8 @@ class CloudServiceImpl::StreamReactor
   }
 
  private:
-  void Complete(const std::string& id, absl::StatusOr<ContinueResponse> result,
-                bool was_queued) {
+  void Complete(const std::string& id,
+                absl::StatusOr<ContinueResponse> result) {
     ContinueResponse response;
     if (result.ok()) {
       response = *std::move(result);
@@ -99,7 +91,7 @@ class CloudServiceImpl::StreamReactor
     {
       absl::MutexLock lock(&mu_);
       if (!broken_) outbox_.push_back(std::move(response));
-      if (was_queued) --pending_work_;
+      --pending_work_;
     }
     Pump();
   }
@@ -137,28 +129,53 @@ class CloudServiceImpl::StreamReactor
 };
 
 CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner,
-                                   DynamicBatcher* batcher, Options options)
-    : runner_(runner), batcher_(batcher), options_(options) {}
+                                   DynamicBatcher* batcher,
+                                   CloudMetrics* metrics, Options options)
+    : runner_(runner),
+      batcher_(batcher),
+      metrics_(metrics),
+      options_(options) {}
+
+void CloudServiceImpl::Submit(std::shared_ptr<const ContinueRequest> request,
+                              absl::Time deadline, DynamicBatcher::Done done) {
+  const absl::Time received = RealClock()->Now();
+  absl::Status status = runner_->Precheck(*request);
+  auto key = std::make_shared<const CloudMetrics::Key>(CloudMetrics::KeyOf(
+      *request, runner_->ResolvedVersion(*request), status.ok()));
+  DynamicBatcher::Done counted = [this, key, received, done = std::move(done)](
+                                     absl::StatusOr<ContinueResponse> result) {
+    metrics_->OnRequest(*key, result.status(), RealClock()->Now() - received);
+    done(std::move(result));
+  };
+  if (status.ok()) {
+    // The batcher calls `counted` only when it accepts the request; hand it
+    // a forwarder so that a refusal can still call it here.
+    auto shared = std::make_shared<DynamicBatcher::Done>(std::move(counted));
+    status =
+        batcher_->Submit(std::move(request), deadline,
+                         [shared](absl::StatusOr<ContinueResponse> result) {
+                           (*shared)(std::move(result));
+                         });
+    if (!status.ok()) (*shared)(status);
+    return;
+  }
+  counted(status);
+}
 
 grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
     grpc::CallbackServerContext* context, const ContinueRequest* request,
     ContinueResponse* response) {
   ++continue_requests_;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = runner_->Precheck(*request);
-  if (status.ok()) {
-    // gRPC keeps `request` alive until the reactor finishes, which happens
-    // only in `done`: the batcher may borrow it.
-    status = batcher_->Submit(
-        std::shared_ptr<const ContinueRequest>(request,
-                                               [](const ContinueRequest*) {}),
-        DeadlineOf(context),
-        [response, reactor](absl::StatusOr<ContinueResponse> result) {
-          if (result.ok()) *response = *std::move(result);
-          reactor->Finish(ToGrpcStatus(result.status()));
-        });
-  }
-  if (!status.ok()) reactor->Finish(ToGrpcStatus(status));
+  // gRPC keeps `request` alive until the reactor finishes, which happens
+  // only in `done`: the batcher may borrow it.
+  Submit(std::shared_ptr<const ContinueRequest>(request,
+                                                [](const ContinueRequest*) {}),
+         DeadlineOf(context),
+         [response, reactor](absl::StatusOr<ContinueResponse> result) {
+           if (result.ok()) *response = *std::move(result);
+           reactor->Finish(ToGrpcStatus(result.status()));
+         });
   return reactor;
 }
 

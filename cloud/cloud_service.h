@@ -3,13 +3,15 @@
 // batcher's instances (unary calls and stream messages alike), and the
 // reactor finishes when it is done, so gRPC's threads never block.
 //
-// Thread-safe. Borrows the runner and the batcher, which must outlive it.
+// Thread-safe. Borrows the runner, the batcher and the metrics, which must
+// outlive it.
 #ifndef TANDEM_CLOUD_CLOUD_SERVICE_H_
 #define TANDEM_CLOUD_CLOUD_SERVICE_H_
 
 #include <atomic>
 #include <cstdint>
 
+#include "cloud/cloud_metrics.h"
 #include "cloud/continue_runner.h"
 #include "cloud/dynamic_batcher.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
@@ -25,7 +27,7 @@ class CloudServiceImpl final
   };
 
   CloudServiceImpl(ContinueRunner* runner, DynamicBatcher* batcher,
-                   Options options);
+                   CloudMetrics* metrics, Options options);
 
   grpc::ServerUnaryReactor* Continue(
       grpc::CallbackServerContext* context,
@@ -49,8 +51,15 @@ class CloudServiceImpl final
  private:
   class StreamReactor;
 
+  // Checks `request` and queues it on the batcher; `done` gets the result
+  // (also when it is refused: then before this returns), and the request's
+  // metrics are counted on the way.
+  void Submit(std::shared_ptr<const tandem::v1::ContinueRequest> request,
+              absl::Time deadline, DynamicBatcher::Done done);
+
   ContinueRunner* const runner_;
   DynamicBatcher* const batcher_;
+  CloudMetrics* const metrics_;
   const Options options_;
   std::atomic<int64_t> continue_requests_{0};
 };

@@ -51,6 +51,13 @@ absl::Status ContinueRunner::Precheck(
       .status();
 }
 
+std::string ContinueRunner::ResolvedVersion(
+    const tandem::v1::ContinueRequest& request) const {
+  absl::StatusOr<const ProgressiveModel*> model =
+      Find(request.model_name(), request.model_version());
+  return model.ok() ? (*model)->version() : std::string();
+}
+
 absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
     const tandem::v1::ContinueRequest& request, absl::Time queued_at,
     absl::Time deadline) {

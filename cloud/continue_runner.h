@@ -35,6 +35,10 @@ class ContinueRunner {
   // made before a request is queued.
   absl::Status Precheck(const tandem::v1::ContinueRequest& request) const;
 
+  // The loaded version `request` resolves to; "" when none matches.
+  std::string ResolvedVersion(const tandem::v1::ContinueRequest& request) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Does the work. DEADLINE_EXCEEDED without running anything when
   // `deadline` has passed; `queued_at` dates the queue time reported.
   absl::StatusOr<tandem::v1::ContinueResponse> Run(

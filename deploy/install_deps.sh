@@ -9,8 +9,15 @@ packages=(
   # Runtime libraries and their headers.
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libzstd-dev zlib1g-dev libpng-dev
+  # The daemons' Prometheus /metrics endpoint.
+  libcpp-httplib-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev python3-grpcio python3-protobuf
+  # Deployment tests: manifest parsing, and a Debian root with the runtime
+  # image's packages (tests/deploy/, no container engine needed).
+  python3-yaml debootstrap
+  # A real Prometheus scrapes both daemons in the metrics test.
+  prometheus
   # Data and model tooling.
   dataset-fashion-mnist python3-torch python3-numpy
   # Models users bring (the zoo: torchvision's AlexNet and VGG-16).

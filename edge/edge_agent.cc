@@ -183,6 +183,8 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "max_batch ", config.max_batch(), " is outside [0, ", kMaxBatch, "]"));
   }
+  AddProcessMetrics(&agent->registry_);
+  agent->metrics_ = std::make_unique<EdgeMetrics>(&agent->registry_);
   agent->limits_.max_tensor_bytes = config.limits().max_tensor_bytes();
   at::set_num_threads(config.intra_op_threads());
   ModelLoadOptions load_options;
@@ -251,6 +253,7 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
     absl::MutexLock lock(&agent->mu_);
     agent->UpdateLane(*agent->task_set_);
   }
+  agent->AddPartMetrics();
   TANDEM_LOG(INFO) << "scheduler: " << SchedulingPolicyName(agent->policy_)
                    << ", " << config.worker_threads() << " workers on "
                    << (config.device().empty() ? "cpu" : config.device());
@@ -679,6 +682,14 @@ absl::StatusOr<std::unique_ptr<InferJob>> EdgeAgent::Prepare(
       next(std::move(result));
     };
   }
+  *done = [this, model = model->name(),
+           task = task != nullptr ? request.task() : std::string(), received,
+           due = *deadline,
+           next = std::move(*done)](absl::StatusOr<InferResponse> result) {
+    const absl::Time now = clock_->Now();
+    metrics_->OnOutcome(model, task, result, now - received, now > due);
+    next(std::move(result));
+  };
   InferJob::Params params;
   params.model = model;
   params.request = &request;
@@ -699,6 +710,9 @@ void EdgeAgent::InferAsync(const InferRequest& request, absl::Time received,
   absl::StatusOr<std::unique_ptr<InferJob>> job =
       Prepare(request, received, &deadline, &spec, &done);
   if (!job.ok()) {
+    const auto [model, task] = MetricLabels(request);
+    metrics_->OnOutcome(model, task, job.status(), clock_->Now() - received,
+                        /*late=*/false);
     done(job.status());
     return;
   }
@@ -717,6 +731,73 @@ absl::StatusOr<InferResponse> EdgeAgent::Infer(const InferRequest& request,
   });
   answered.WaitForNotification();
   return result;
+}
+
+std::pair<std::string, std::string> EdgeAgent::MetricLabels(
+    const InferRequest& request) const {
+  std::pair<std::string, std::string> labels;
+  absl::StatusOr<const ProgressiveModel*> model =
+      repository_->Get(request.model_name(), request.model_version());
+  if (model.ok()) labels.first = (*model)->name();
+  absl::MutexLock lock(&mu_);
+  if (task_set_ != nullptr && task_set_->tasks.count(request.task()) > 0) {
+    labels.second = request.task();
+  }
+  return labels;
+}
+
+void EdgeAgent::AddPartMetrics() {
+  using Samples = std::vector<std::pair<LabelValues, double>>;
+  PlanKeeper* keeper = keeper_.get();
+  registry_.AddCallback(
+      "tandem_edge_plan_switches",
+      "Times a model's adaptive plan was replaced (the first one included).",
+      MetricFamily::Type::kCounter, {}, [keeper] {
+        return Samples{{{}, static_cast<double>(keeper->switches())}};
+      });
+  registry_.AddCallback(
+      "tandem_edge_link_uplink_mbit",
+      "The link estimate the partitioner plans with: uplink Mbit/s "
+      "(measured=\"false\": assumed or configured).",
+      MetricFamily::Type::kGauge, {"measured"}, [keeper] {
+        const tandem::v1::NetworkState state = keeper->Network();
+        return Samples{
+            {{state.measured() ? "true" : "false"}, state.uplink_mbit()}};
+      });
+  registry_.AddCallback(
+      "tandem_edge_link_rtt_ms",
+      "The link estimate the partitioner plans with: round trip in ms.",
+      MetricFamily::Type::kGauge, {"measured"}, [keeper] {
+        const tandem::v1::NetworkState state = keeper->Network();
+        return Samples{{{state.measured() ? "true" : "false"}, state.rtt_ms()}};
+      });
+  // The block scheduler's counters, read once per family.
+  BlockScheduler* scheduler = scheduler_.get();
+  auto add = [&](const char* name, const char* help, MetricFamily::Type type,
+                 double (*read)(const BlockScheduler::Counters&)) {
+    registry_.AddCallback(name, help, type, {}, [scheduler, read] {
+      return Samples{{{}, read(scheduler->counters())}};
+    });
+  };
+  add("tandem_edge_jobs", "Requests queued, running or waiting on the cloud.",
+      MetricFamily::Type::kGauge, [](const BlockScheduler::Counters& c) {
+        return static_cast<double>(c.submitted - c.done - c.cut);
+      });
+  add("tandem_edge_jobs_cut",
+      "Requests the scheduler ended early (doomed or late).",
+      MetricFamily::Type::kCounter, [](const BlockScheduler::Counters& c) {
+        return static_cast<double>(c.cut);
+      });
+  add("tandem_edge_preemptions",
+      "Block steps of another job run between two steps of one job.",
+      MetricFamily::Type::kCounter, [](const BlockScheduler::Counters& c) {
+        return static_cast<double>(c.preemptions);
+      });
+  add("tandem_edge_busy_seconds",
+      "Time spent running blocks, summed over workers.",
+      MetricFamily::Type::kCounter, [](const BlockScheduler::Counters& c) {
+        return absl::ToDoubleSeconds(c.busy);
+      });
 }
 
 std::string EdgeAgent::ScalingState() const {

@@ -33,10 +33,12 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/stats.h"
+#include "common/metrics.h"
 #include "edge/admission.h"
 #include "edge/block_scheduler.h"
 #include "edge/cloud_link.h"
 #include "edge/energy_meter.h"
+#include "edge/edge_metrics.h"
 #include "edge/infer_job.h"
 #include "edge/model_scaler.h"
 #include "edge/plan_keeper.h"
@@ -104,6 +106,8 @@ class EdgeAgent {
   BlockScheduler::Counters scheduler_counters() const {
     return scheduler_->counters();
   }
+  // What the agent counts, for /metrics (served by EdgeServer).
+  const MetricsRegistry& metrics() const { return registry_; }
   // The current scaling levels of the tasks, in words.
   std::string ScalingState() const ABSL_LOCKS_EXCLUDED(mu_);
   // The last admission verdict, in words (empty without tasks).
@@ -136,6 +140,12 @@ class EdgeAgent {
       const tandem::v1::InferRequest& request, absl::Time received,
       absl::Time* deadline, JobSpec* spec, InferCallback* done)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The model and task labels of a request refused before it was prepared:
+  // each empty unless it names a loaded model / a configured task.
+  std::pair<std::string, std::string> MetricLabels(
+      const tandem::v1::InferRequest& request) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers the metrics the agent's parts report when scraped.
+  void AddPartMetrics();
   // The scheduler's fast lane for `tasks` (tandem_rt with >= 2 workers).
   void UpdateLane(const TaskSet& tasks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the real-time state of `model`'s tasks to a plan's reason.
@@ -161,6 +171,8 @@ class EdgeAgent {
                                  absl::Duration time_left) const;
 
   tandem::v1::EdgeConfig config_;
+  MetricsRegistry registry_;
+  std::unique_ptr<EdgeMetrics> metrics_;
   DecodeLimits limits_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<CloudLink> cloud_;    // Null: edge-only.

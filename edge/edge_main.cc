@@ -33,6 +33,10 @@ ABSL_FLAG(std::string, config, "",
           "EdgeConfig in protobuf text format (re-read on SIGHUP)");
 ABSL_FLAG(std::string, port_file, "",
           "Write the first bound TCP port here once serving");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT of the Prometheus /metrics endpoint (empty: off)");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "Write the bound metrics port here once serving");
 ABSL_FLAG(int32_t, worker_threads, 0, "Inference threads (default 2)");
 ABSL_FLAG(int32_t, intra_op_threads, 0, "Threads per LibTorch op (default 1)");
 ABSL_FLAG(double, emulated_slowdown, 0,
@@ -66,6 +70,8 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
   }
   if (!absl::GetFlag(FLAGS_cloud).empty())
     config.set_cloud(absl::GetFlag(FLAGS_cloud));
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty())
+    config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
     config.set_model_repository(absl::GetFlag(FLAGS_model_repository));
   }
@@ -134,6 +140,11 @@ int Main() {
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     absl::Status status =
         WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+    if (!status.ok()) TANDEM_LOG(ERROR) << status;
+  }
+  if (!absl::GetFlag(FLAGS_metrics_port_file).empty()) {
+    absl::Status status = WritePortFile(absl::GetFlag(FLAGS_metrics_port_file),
+                                        (*server)->metrics_port());
     if (!status.ok()) TANDEM_LOG(ERROR) << status;
   }
   (void)NotifySystemd("READY=1\nSTATUS=serving");

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/status_macros.h"
 #include "edge/edge_agent.h"
 #include "edge/edge_service.h"
@@ -44,6 +45,14 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", absl::StrJoin(config.listen(), ", ")));
   }
+  if (!config.metrics_listen().empty()) {
+    ASSIGN_OR_RETURN(server->metrics_server_,
+                     MetricsServer::Start(config.metrics_listen(),
+                                          &server->agent_->metrics()));
+    TANDEM_LOG(INFO) << "metrics on http://" << config.metrics_listen()
+                     << "/metrics (port " << server->metrics_server_->port()
+                     << ")";
+  }
   SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(),
            true);
   TANDEM_LOG(INFO) << "tandem-edge serving on "
@@ -54,6 +63,10 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
 }
 
 EdgeServer::~EdgeServer() { Shutdown(); }
+
+int EdgeServer::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+}
 
 int EdgeServer::port() const {
   for (int port : ports_) {
@@ -74,6 +87,7 @@ void EdgeServer::Shutdown() {
   // Queued and waiting jobs are answered UNAVAILABLE, so the drain ends.
   if (agent_ != nullptr) agent_->Shutdown();
   if (server_ != nullptr) server_->Wait();
+  metrics_server_.reset();
 }
 
 }  // namespace tandem

@@ -22,6 +22,7 @@ namespace tandem {
 
 class EdgeAgent;
 class EdgeServiceImpl;
+class MetricsServer;
 
 class EdgeServer {
  public:
@@ -33,6 +34,8 @@ class EdgeServer {
   const std::vector<int>& ports() const { return ports_; }
   // The first TCP port, or 0.
   int port() const;
+  // The /metrics port (0 when config.metrics_listen is empty).
+  int metrics_port() const;
   EdgeAgent* agent() { return agent_.get(); }
   void Shutdown();
 
@@ -42,6 +45,7 @@ class EdgeServer {
   std::unique_ptr<EdgeAgent> agent_;
   std::unique_ptr<EdgeServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::vector<int> ports_;
   int drain_timeout_ms_ = 0;
   bool shut_down_ = false;
