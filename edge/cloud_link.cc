@@ -3,7 +3,7 @@
 #include <limits>
 #include <utility>
 
-#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "grpcpp/create_channel.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
@@ -111,8 +111,17 @@ std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address,
   // Tensors are often over the 256 KiB retry buffer: the agent retries by
   // finishing locally instead.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  if (absl::StartsWith(address, "dns:"))
-    args.SetLoadBalancingPolicyName("round_robin");
+  // Every resolved address gets a connection and calls rotate over the
+  // ready ones: replicas behind a DNS name (dns:///, or a bare host:port) or
+  // a static list (ipv4:ADDR,ADDR,...). "Ready" includes gRPC's client-side
+  // health checking: a replica whose CloudService is NOT_SERVING (models
+  // still loading after a restart, or draining) gets no calls even though
+  // it accepts connections. A replica that dies drops out of the rotation
+  // and rejoins once it serves again.
+  args.SetServiceConfigJSON(
+      absl::StrCat(R"({"loadBalancingConfig": [{"round_robin": {}}],)",
+                   R"( "healthCheckConfig": {"serviceName": ")",
+                   tandem::v1::CloudService::service_full_name(), R"("}})"));
   return std::make_unique<GrpcCloudLink>(grpc::CreateCustomChannel(
       address, grpc::InsecureChannelCredentials(), args));
 }

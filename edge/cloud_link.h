@@ -29,8 +29,9 @@ class CloudLink {
   };
 
   // Creates the channel; does not wait for a connection. `address` is any
-  // gRPC target: "host:port", "dns:///name:port" (round-robins over the
-  // resolved replicas), "unix:/path".
+  // gRPC target: "host:port" or "dns:///name:port" (round-robins over the
+  // replicas the name resolves to), "ipv4:127.0.0.1:8500,127.0.0.1:8501"
+  // (round-robins over the list), "unix:/path".
   static std::unique_ptr<CloudLink> Create(const std::string& address,
                                            const Options& options);
   virtual ~CloudLink() = default;
