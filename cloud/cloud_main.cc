@@ -7,6 +7,7 @@
 //                [--metrics_listen=0.0.0.0:8502 [--metrics_port_file=PATH]]
 //
 // Flags override the config file (protobuf text, tandem.v1.CloudConfig).
+// SIGHUP rescans the model repository (new, changed and removed versions);
 // SIGTERM or SIGINT drain and exit 0.
 #include <signal.h>
 
@@ -134,8 +135,9 @@ int Main() {
   while (true) {
     const int signal = WaitForTerminationSignal();
     if (signal == SIGHUP) {
-      TANDEM_LOG(INFO) << "SIGHUP: the cloud server has nothing to reload; "
-                          "restart to change models";
+      // Models only: other settings need a restart.
+      const absl::Status status = (*server)->ReloadModels();
+      if (!status.ok()) TANDEM_LOG(ERROR) << "SIGHUP: " << status;
       continue;
     }
     TANDEM_LOG(INFO) << "signal " << signal << ": draining";

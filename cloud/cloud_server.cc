@@ -2,8 +2,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <map>
+#include <set>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cloud/cloud_metrics.h"
 #include "cloud/cloud_service.h"
 #include "cloud/continue_runner.h"
@@ -18,6 +22,16 @@
 #include "models/profiler.h"
 
 namespace tandem {
+
+namespace {
+
+ModelLoadOptions LoadOptions(const tandem::v1::CloudConfig& config) {
+  ModelLoadOptions options;
+  options.warmup_runs = config.warmup_runs();
+  return options;
+}
+
+}  // namespace
 
 tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config) {
   if (config.listen().empty()) config.set_listen("0.0.0.0:8500");
@@ -41,6 +55,9 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
   ASSIGN_OR_RETURN(DynamicBatcher::Options batching,
                    DynamicBatcher::OptionsFrom(config));
   ContinueRunner* runner = server->runner_.get();
+  batching.model_max_batch = [runner](const tandem::v1::ContinueRequest& r) {
+    return runner->ModelMaxBatch(r);
+  };
   AddProcessMetrics(&server->registry_);
   server->metrics_ = std::make_unique<CloudMetrics>(
       &server->registry_, [batcher = &server->batcher_] {
@@ -49,6 +66,10 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
                    : static_cast<double>((*batcher)->queue_depth());
       });
   CloudMetrics* metrics = server->metrics_.get();
+  server->model_ready_ = server->registry_.AddGauge(
+      "tandem_cloud_model_ready",
+      "1 for each model version loaded, warmed and taking requests.",
+      {"model", "version"});
   server->batcher_ = std::make_unique<DynamicBatcher>(
       std::move(batching),
       [runner, metrics](const std::vector<DynamicBatcher::Item>& batch) {
@@ -108,23 +129,89 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
                    << " (port " << server->port_ << "), loading models from "
                    << config.model_repository();
 
-  ModelLoadOptions load_options;
-  load_options.warmup_runs = config.warmup_runs();
   ASSIGN_OR_RETURN(
-      std::unique_ptr<ModelRepository> repository,
-      ModelRepository::Load(config.model_repository(), load_options));
-  ProfileOptions profile_options;
-  profile_options.runs = 10;
+      std::shared_ptr<const ModelRepository> repository,
+      ModelRepository::Load(config.model_repository(), LoadOptions(config)));
+  std::vector<std::string> ids;
   for (const ProgressiveModel* model : repository->models()) {
-    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile,
-                     ProfileModel(*model, profile_options));
-    server->runner_->SeedProfile(profile);
+    ids.push_back(absl::StrCat(model->name(), ":", model->version()));
   }
-  server->runner_->SetRepository(std::move(repository));
+  RETURN_IF_ERROR(server->Profile(*repository, ids));
+  server->runner_->SetRepository(repository);
+  server->PublishModels(*repository, nullptr);
   SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(),
            true);
   TANDEM_LOG(INFO) << "tandem-cloud ready";
   return server;
+}
+
+absl::Status CloudServer::Profile(const ModelRepository& repository,
+                                  const std::vector<std::string>& ids) {
+  ProfileOptions options;
+  options.runs = 10;
+  for (const std::string& id : ids) {
+    const size_t colon = id.rfind(':');
+    ASSIGN_OR_RETURN(const ProgressiveModel* model,
+                     repository.Get(id.substr(0, colon), id.substr(colon + 1)));
+    // The newest version's latencies stand for the model in GetProfile.
+    if (repository.Get(model->name()).value() != model) continue;
+    ASSIGN_OR_RETURN(tandem::v1::ModelProfile profile,
+                     ProfileModel(*model, options));
+    runner_->SeedProfile(profile);
+  }
+  return absl::OkStatus();
+}
+
+void CloudServer::PublishModels(const ModelRepository& repository,
+                                const ModelRepository* before) {
+  std::set<std::string> serving;
+  model_ready_->Clear();
+  for (const ProgressiveModel* model : repository.all_versions()) {
+    serving.insert("model/" + model->name());
+    serving.insert("model/" + model->name() + "/" + model->version());
+    model_ready_->Set({model->name(), model->version()}, 1);
+  }
+  if (before != nullptr) {
+    for (const ProgressiveModel* model : before->all_versions()) {
+      for (const std::string& name :
+           {"model/" + model->name(),
+            "model/" + model->name() + "/" + model->version()}) {
+        if (serving.count(name) == 0) SetServing(server_.get(), name, false);
+      }
+    }
+  }
+  for (const std::string& name : serving) SetServing(server_.get(), name, true);
+}
+
+absl::Status CloudServer::ReloadModels() {
+  absl::MutexLock lock(&reload_mu_);
+  std::shared_ptr<const ModelRepository> before = runner_->repository();
+  if (before == nullptr) return absl::UnavailableError("models are loading");
+  ModelRepository::ReloadReport report;
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const ModelRepository> next,
+      ModelRepository::Reload(*before, LoadOptions(config_), &report));
+  RETURN_IF_ERROR(Profile(*next, report.loaded));
+  // Requests queued for a removed version had until the drain timeout.
+  runner_->SetRepository(next, absl::Milliseconds(config_.drain_timeout_ms()));
+  PublishModels(*next, before.get());
+  std::map<std::string, std::string> errors;
+  for (const auto& [name, status] : report.errors) {
+    errors[name] = std::string(status.message());
+  }
+  service_->SetLoadErrors(std::move(errors));
+  TANDEM_LOG(INFO) << "models reloaded: loaded ["
+                   << absl::StrJoin(report.loaded, ", ") << "], unloaded ["
+                   << absl::StrJoin(report.unloaded, ", ") << "], kept ["
+                   << absl::StrJoin(report.kept, ", ") << "]";
+  if (report.errors.empty()) return absl::OkStatus();
+  std::vector<std::string> failed;
+  for (const auto& [name, status] : report.errors) {
+    failed.push_back(absl::StrCat(name, ": ", status.message()));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("kept the old versions of models that failed to load: ",
+                   absl::StrJoin(failed, "; ")));
 }
 
 CloudServer::~CloudServer() { Shutdown(); }

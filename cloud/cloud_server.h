@@ -15,8 +15,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/metrics.h"
 #include "tandem/v1/daemon_config.pb.h"
@@ -32,6 +36,7 @@ class CloudServiceImpl;
 class ContinueRunner;
 class DynamicBatcher;
 class MetricsServer;
+class ModelRepository;
 
 // Fills unset fields of `config` with the defaults.
 tandem::v1::CloudConfig WithCloudDefaults(tandem::v1::CloudConfig config);
@@ -52,6 +57,15 @@ class CloudServer {
   // The bound TCP port (the chosen one when listening on port 0); 0 for unix
   // sockets.
   int port() const { return port_; }
+  // Rescans the model repository (SIGHUP): loads and warms new versions
+  // (the packages' version_policy decides which), unloads removed ones,
+  // and keeps unchanged ones; requests already queued for a removed
+  // version still run. Only then does the new set take requests, and
+  // health "model/NAME" and "model/NAME/VERSION" follow it. A package that
+  // no longer loads keeps its old versions; the error is returned (and
+  // listed by ListModels). Other config fields need a restart.
+  absl::Status ReloadModels() ABSL_LOCKS_EXCLUDED(reload_mu_);
+
   // The /metrics port (0 when config.metrics_listen is empty).
   int metrics_port() const;
   void Shutdown();
@@ -61,6 +75,13 @@ class CloudServer {
 
  private:
   CloudServer() = default;
+  // Profiles the listed "name:version"s of `repository` for GetProfile.
+  absl::Status Profile(const ModelRepository& repository,
+                       const std::vector<std::string>& ids);
+  // Health and the ready gauge for the models of `repository`, NOT_SERVING
+  // for those of `before` it lacks.
+  void PublishModels(const ModelRepository& repository,
+                     const ModelRepository* before);
 
   tandem::v1::CloudConfig config_;
   MetricsRegistry registry_;
@@ -70,6 +91,8 @@ class CloudServer {
   std::unique_ptr<CloudServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  GaugeFamily* model_ready_ = nullptr;
+  absl::Mutex reload_mu_;  // One reload at a time.
   int port_ = 0;
   bool shut_down_ = false;
 };

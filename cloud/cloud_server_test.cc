@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -324,6 +325,89 @@ TEST_F(BatchingServerTest, MetricsCountRequestsBatchesAndFailures) {
             1);
   EXPECT_EQ(text.find("nope"), std::string::npos);
   EXPECT_GT(Sample(text, "process_resident_memory_bytes "), 0);
+}
+
+TEST_F(BatchingServerTest, ReloadSwapsVersionsWithoutDroppingQueuedWork) {
+  ASSERT_OK_AND_ASSIGN(server_, CloudServer::Start(config_));
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                          grpc::InsecureChannelCredentials());
+  auto call = [&](const std::string& version) {
+    ContinueRequest r;
+    r.set_model_name("tiny");
+    r.set_model_version(version);
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
+                             r.add_raw_input_contents())
+                    .ok());
+    auto stub = tandem::v1::CloudService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    ContinueResponse response;
+    return stub->Continue(&context, r, &response).error_code();
+  };
+  auto health = [&](const std::string& service) {
+    auto stub = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = stub->Check(&context, request, &response);
+    return status.ok() &&
+           response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  };
+  auto list = [&] {
+    auto stub = tandem::v1::CloudService::NewStub(channel);
+    grpc::ClientContext context;
+    tandem::v1::ListCloudModelsResponse response;
+    EXPECT_TRUE(stub->ListModels(&context, tandem::v1::ListCloudModelsRequest(),
+                                 &response)
+                    .ok());
+    return response;
+  };
+  EXPECT_TRUE(health("model/tiny"));
+  EXPECT_TRUE(health("model/tiny/1"));
+
+  // A request for version 1 waits in the batcher (500 ms queue delay) while
+  // version 2 replaces it (the default policy keeps the newest only).
+  std::thread queued([&] { EXPECT_EQ(call("1"), grpc::OK); });
+  absl::SleepFor(absl::Milliseconds(100));
+  fs::copy(root_ / "tiny" / "1", root_ / "tiny" / "2",
+           fs::copy_options::recursive);
+  ASSERT_OK(server_->ReloadModels());
+  queued.join();
+
+  EXPECT_EQ(call("1"), grpc::NOT_FOUND);
+  EXPECT_EQ(call("2"), grpc::OK);
+  EXPECT_EQ(call(""), grpc::OK);
+  EXPECT_TRUE(health("model/tiny"));
+  EXPECT_FALSE(health("model/tiny/1"));
+  EXPECT_TRUE(health("model/tiny/2"));
+  tandem::v1::ListCloudModelsResponse models = list();
+  ASSERT_EQ(models.models_size(), 1);
+  EXPECT_EQ(models.models(0).version(), "2");
+  EXPECT_TRUE(models.models(0).ready());
+  const std::string text = server_->metrics().Render();
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_model_ready{model=\"tiny\",version="
+                   "\"2\"}"),
+            1);
+  EXPECT_EQ(Sample(text,
+                   "tandem_cloud_model_ready{model=\"tiny\",version="
+                   "\"1\"}"),
+            -1);
+
+  // A version that does not load: version 2 keeps serving, and ListModels
+  // says why the new one is not there.
+  fs::create_directories(root_ / "tiny" / "3");
+  std::ofstream(root_ / "tiny" / "3" / "model.pt") << "not TorchScript";
+  EXPECT_THAT(server_->ReloadModels(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(call(""), grpc::OK);
+  models = list();
+  ASSERT_EQ(models.models_size(), 1);
+  EXPECT_EQ(models.models(0).version(), "2");
+  EXPECT_TRUE(models.models(0).ready());
+  EXPECT_THAT(models.models(0).reason(), ::testing::HasSubstr("3"));
 }
 
 TEST_F(BatchingServerTest, NonsensicalBatchingIsRefusedAtStart) {

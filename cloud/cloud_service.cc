@@ -2,11 +2,13 @@
 
 #include <deque>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
+#include "models/model_repository.h"
 
 namespace tandem {
 namespace {
@@ -211,6 +213,47 @@ grpc::ServerUnaryReactor* CloudServiceImpl::GetProfile(
   }
   reactor->Finish(ToGrpcStatus(profile.status()));
   return reactor;
+}
+
+grpc::ServerUnaryReactor* CloudServiceImpl::ListModels(
+    grpc::CallbackServerContext* context,
+    const tandem::v1::ListCloudModelsRequest* request,
+    tandem::v1::ListCloudModelsResponse* response) {
+  std::map<std::string, std::string> errors;
+  {
+    absl::MutexLock lock(&errors_mu_);
+    errors = load_errors_;
+  }
+  std::shared_ptr<const ModelRepository> repository = runner_->repository();
+  std::set<std::string> listed;
+  if (repository != nullptr) {
+    for (const ProgressiveModel* model : repository->all_versions()) {
+      tandem::v1::CloudModelState* state = response->add_models();
+      state->set_name(model->name());
+      state->set_version(model->version());
+      state->set_ready(true);
+      state->set_num_blocks(model->num_blocks());
+      const auto error = errors.find(model->name());
+      if (error != errors.end()) state->set_reason(error->second);
+      listed.insert(model->name());
+    }
+  }
+  for (const auto& [name, reason] : errors) {
+    if (listed.count(name) > 0) continue;
+    tandem::v1::CloudModelState* state = response->add_models();
+    state->set_name(name);
+    state->set_ready(false);
+    state->set_reason(reason);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+void CloudServiceImpl::SetLoadErrors(
+    std::map<std::string, std::string> errors) {
+  absl::MutexLock lock(&errors_mu_);
+  load_errors_ = std::move(errors);
 }
 
 }  // namespace tandem

@@ -10,7 +10,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "cloud/cloud_metrics.h"
 #include "cloud/continue_runner.h"
 #include "cloud/dynamic_batcher.h"
@@ -44,6 +47,15 @@ class CloudServiceImpl final
       const tandem::v1::GetProfileRequest* request,
       tandem::v1::GetProfileResponse* response) override;
 
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const tandem::v1::ListCloudModelsRequest* request,
+      tandem::v1::ListCloudModelsResponse* response) override;
+
+  // The last load errors by model name, which ListModels reports.
+  void SetLoadErrors(std::map<std::string, std::string> errors)
+      ABSL_LOCKS_EXCLUDED(errors_mu_);
+
   // Continue requests received (unary and stream messages), for tests and
   // metrics.
   int64_t continue_requests() const { return continue_requests_.load(); }
@@ -62,6 +74,8 @@ class CloudServiceImpl final
   CloudMetrics* const metrics_;
   const Options options_;
   std::atomic<int64_t> continue_requests_{0};
+  absl::Mutex errors_mu_;
+  std::map<std::string, std::string> load_errors_ ABSL_GUARDED_BY(errors_mu_);
 };
 
 }  // namespace tandem

@@ -22,9 +22,23 @@ constexpr size_t kLatencyWindow = 64;
 ContinueRunner::ContinueRunner(DecodeLimits limits) : limits_(limits) {}
 
 void ContinueRunner::SetRepository(
-    std::unique_ptr<ModelRepository> repository) {
+    std::shared_ptr<const ModelRepository> repository,
+    absl::Duration retire_after) {
+  const absl::Time now = RealClock()->Now();
   absl::MutexLock lock(&mu_);
+  if (repository_ != nullptr && retire_after > absl::ZeroDuration()) {
+    retiring_.push_back({std::move(repository_), now + retire_after});
+  }
   repository_ = std::move(repository);
+  retiring_.erase(
+      std::remove_if(retiring_.begin(), retiring_.end(),
+                     [now](const Retiring& r) { return r.until <= now; }),
+      retiring_.end());
+}
+
+std::shared_ptr<const ModelRepository> ContinueRunner::repository() const {
+  absl::MutexLock lock(&mu_);
+  return repository_;
 }
 
 bool ContinueRunner::ready() const {
@@ -32,30 +46,54 @@ bool ContinueRunner::ready() const {
   return repository_ != nullptr;
 }
 
-absl::StatusOr<const ProgressiveModel*> ContinueRunner::Find(
-    const std::string& name, const std::string& version) const {
+absl::StatusOr<std::shared_ptr<const ProgressiveModel>> ContinueRunner::Find(
+    const std::string& name, const std::string& version,
+    bool or_retiring) const {
   absl::MutexLock lock(&mu_);
   if (repository_ == nullptr)
     return absl::UnavailableError("models are still loading");
-  // Models live as long as the repository, which is never replaced.
-  return repository_->Get(name, version);
+  absl::StatusOr<std::shared_ptr<const ProgressiveModel>> model =
+      repository_->GetShared(name, version);
+  if (model.ok() || !or_retiring || version.empty()) return model;
+  const absl::Time now = RealClock()->Now();
+  for (auto it = retiring_.rbegin(); it != retiring_.rend(); ++it) {
+    if (it->until <= now) continue;
+    absl::StatusOr<std::shared_ptr<const ProgressiveModel>> old =
+        it->repository->GetShared(name, version);
+    if (old.ok()) return old;
+  }
+  return model;
 }
 
-absl::Status ContinueRunner::Precheck(
-    const tandem::v1::ContinueRequest& request) const {
-  ASSIGN_OR_RETURN(const ProgressiveModel* model,
-                   Find(request.model_name(), request.model_version()));
-  RETURN_IF_ERROR(CheckContinueRequest(request, model->config()));
+absl::Status ContinueRunner::Check(const tandem::v1::ContinueRequest& request,
+                                   const ProgressiveModel& model) const {
+  RETURN_IF_ERROR(CheckContinueRequest(request, model.config()));
   return ValidateTensorSpec(request.inputs(0),
                             request.raw_input_contents(0).size(), limits_)
       .status();
 }
 
+absl::Status ContinueRunner::Precheck(
+    const tandem::v1::ContinueRequest& request) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const ProgressiveModel> model,
+                   Find(request.model_name(), request.model_version()));
+  return Check(request, *model);
+}
+
 std::string ContinueRunner::ResolvedVersion(
     const tandem::v1::ContinueRequest& request) const {
-  absl::StatusOr<const ProgressiveModel*> model =
-      Find(request.model_name(), request.model_version());
+  absl::StatusOr<std::shared_ptr<const ProgressiveModel>> model =
+      Find(request.model_name(), request.model_version(),
+           /*or_retiring=*/true);
   return model.ok() ? (*model)->version() : std::string();
+}
+
+int ContinueRunner::ModelMaxBatch(
+    const tandem::v1::ContinueRequest& request) const {
+  absl::StatusOr<std::shared_ptr<const ProgressiveModel>> model =
+      Find(request.model_name(), request.model_version(),
+           /*or_retiring=*/true);
+  return model.ok() ? std::max(0, (*model)->config().max_batch_size()) : 0;
 }
 
 absl::StatusOr<tandem::v1::ContinueResponse> ContinueRunner::Run(
@@ -70,7 +108,10 @@ ContinueRunner::RunBatch(const std::vector<Row>& rows) {
   const absl::Time start = clock->Now();
   std::vector<absl::StatusOr<tandem::v1::ContinueResponse>> results(
       rows.size(), absl::InternalError("not run"));
-  // The rows that decode, as one-sample tensors.
+  // The rows that decode, as one-sample tensors. Rows queued before a
+  // reload that removed their version still find it among the retiring
+  // repositories; `owner` keeps the model alive while the batch runs.
+  std::shared_ptr<const ProgressiveModel> owner;
   const ProgressiveModel* model = nullptr;
   std::vector<int> members;
   std::vector<at::Tensor> inputs;
@@ -81,9 +122,11 @@ ContinueRunner::RunBatch(const std::vector<Row>& rows) {
         return absl::DeadlineExceededError(
             "deadline passed while the request was queued");
       }
-      RETURN_IF_ERROR(Precheck(request));
-      ASSIGN_OR_RETURN(const ProgressiveModel* mine,
-                       Find(request.model_name(), request.model_version()));
+      ASSIGN_OR_RETURN(std::shared_ptr<const ProgressiveModel> found,
+                       Find(request.model_name(), request.model_version(),
+                            /*or_retiring=*/true));
+      const ProgressiveModel* mine = found.get();
+      RETURN_IF_ERROR(Check(request, *mine));
       if (model != nullptr &&
           (mine != model ||
            request.start_block() != rows[members[0]].request->start_block())) {
@@ -99,6 +142,7 @@ ContinueRunner::RunBatch(const std::vector<Row>& rows) {
             "one sample per request (the server batches requests)");
       }
       model = mine;
+      owner = std::move(found);
       return decoded;
     }();
     if (!input.ok()) {
@@ -178,7 +222,8 @@ void ContinueRunner::Record(const ProgressiveModel& model, int begin,
 
 absl::StatusOr<tandem::v1::ModelProfile> ContinueRunner::Profile(
     const std::string& name) const {
-  ASSIGN_OR_RETURN(const ProgressiveModel* model, Find(name, ""));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ProgressiveModel> model,
+                   Find(name, ""));
   tandem::v1::ModelProfile profile;
   profile.set_model_name(model->name());
   profile.set_model_version(model->version());

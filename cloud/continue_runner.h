@@ -27,7 +27,13 @@ class ContinueRunner {
  public:
   explicit ContinueRunner(DecodeLimits limits);
 
-  void SetRepository(std::unique_ptr<ModelRepository> repository)
+  // Installs `repository` for new requests. The one it replaces keeps
+  // serving requests already queued for versions the new one lacks, for
+  // `retire_after`.
+  void SetRepository(std::shared_ptr<const ModelRepository> repository,
+                     absl::Duration retire_after = absl::ZeroDuration())
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<const ModelRepository> repository() const
       ABSL_LOCKS_EXCLUDED(mu_);
   bool ready() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -37,6 +43,10 @@ class ContinueRunner {
 
   // The loaded version `request` resolves to; "" when none matches.
   std::string ResolvedVersion(const tandem::v1::ContinueRequest& request) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The model's own max_batch_size (0: none, or no such model).
+  int ModelMaxBatch(const tandem::v1::ContinueRequest& request) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Does the work. DEADLINE_EXCEEDED without running anything when
@@ -70,9 +80,18 @@ class ContinueRunner {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  absl::StatusOr<const ProgressiveModel*> Find(const std::string& name,
-                                               const std::string& version) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  struct Retiring {
+    std::shared_ptr<const ModelRepository> repository;
+    absl::Time until;
+  };
+  // The model in the current repository, or with `or_retiring`, in one
+  // that was replaced recently (for a specific version).
+  absl::StatusOr<std::shared_ptr<const ProgressiveModel>> Find(
+      const std::string& name, const std::string& version,
+      bool or_retiring = false) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Precheck against a found model.
+  absl::Status Check(const tandem::v1::ContinueRequest& request,
+                     const ProgressiveModel& model) const;
   void Record(const ProgressiveModel& model, int begin,
               const std::vector<absl::Duration>& times,
               const std::vector<absl::Duration>& queues)
@@ -81,6 +100,7 @@ class ContinueRunner {
   const DecodeLimits limits_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const ModelRepository> repository_ ABSL_GUARDED_BY(mu_);
+  std::vector<Retiring> retiring_ ABSL_GUARDED_BY(mu_);
   // Recent per-block latencies by model name.
   std::map<std::string, std::vector<SampleWindow>> block_latency_us_
       ABSL_GUARDED_BY(mu_);

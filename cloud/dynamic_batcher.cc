@@ -69,11 +69,18 @@ absl::Status DynamicBatcher::Submit(
     std::shared_ptr<const tandem::v1::ContinueRequest> request,
     absl::Time deadline, Done done) {
   const std::string key = QueueKey(*request);
+  const int model_limit =
+      options_.model_max_batch ? options_.model_max_batch(*request) : 0;
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   if (waiting_ >= options_.max_queue_size) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "queue full (", options_.max_queue_size, " requests waiting)"));
+  }
+  if (limits_.count(key) == 0) {
+    limits_[key] = model_limit > 0
+                       ? std::min(model_limit, options_.max_batch_size)
+                       : options_.max_batch_size;
   }
   queues_[key].push_back(
       Item{std::move(request), RealClock()->Now(), deadline, std::move(done)});
@@ -106,11 +113,10 @@ DynamicBatcher::Stats DynamicBatcher::stats() const {
   return stats_;
 }
 
-int DynamicBatcher::BatchSize(size_t waiting, bool timed_out) const {
-  const int available =
-      static_cast<int>(std::min<size_t>(waiting, options_.max_batch_size));
+int DynamicBatcher::BatchSize(size_t waiting, bool timed_out, int limit) const {
+  const int available = static_cast<int>(std::min<size_t>(waiting, limit));
   if (available == 0) return 0;
-  if (available == options_.max_batch_size || timed_out) return available;
+  if (available == limit || timed_out) return available;
   // The largest preferred size the queue can fill.
   for (auto it = options_.preferred_batch_sizes.rbegin();
        it != options_.preferred_batch_sizes.rend(); ++it) {
@@ -144,7 +150,8 @@ bool DynamicBatcher::Next(std::vector<Item>* batch,
       if (queue.empty()) continue;
       const absl::Time times_out =
           queue.front().queued_at + options_.max_queue_delay;
-      const int size = BatchSize(queue.size(), stopping_ || now >= times_out);
+      const int size =
+          BatchSize(queue.size(), stopping_ || now >= times_out, limits_[key]);
       if (size == 0) {
         wake = std::min(wake, times_out);
       } else if (chosen == nullptr ||
@@ -163,6 +170,7 @@ bool DynamicBatcher::Next(std::vector<Item>* batch,
       if (chosen->empty()) {
         for (auto it = queues_.begin(); it != queues_.end(); ++it) {
           if (&it->second == chosen) {
+            limits_.erase(it->first);  // Re-read: a reload may change it.
             queues_.erase(it);
             break;
           }

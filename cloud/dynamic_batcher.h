@@ -46,6 +46,11 @@ class DynamicBatcher {
     std::vector<int> preferred_batch_sizes;  // Ascending.
     absl::Duration max_queue_delay = absl::ZeroDuration();
     size_t max_queue_size = 1024;  // Waiting requests, over all queues.
+    // The model's own largest batch for a request's queue (0: no limit of
+    // its own), read when the queue is first seen: batches of that queue
+    // stay within it and within max_batch_size (Triton's per-model
+    // max_batch_size). Unset: max_batch_size alone.
+    std::function<int(const tandem::v1::ContinueRequest&)> model_max_batch;
   };
 
   using Result = absl::StatusOr<tandem::v1::ContinueResponse>;
@@ -99,13 +104,15 @@ class DynamicBatcher {
   bool Next(std::vector<Item>* batch, std::vector<Item>* expired)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How many of `waiting` requests a batch takes now; 0: not ready.
-  int BatchSize(size_t waiting, bool timed_out) const;
+  int BatchSize(size_t waiting, bool timed_out, int limit) const;
 
   const Options options_;
   const RunBatch run_;
   mutable absl::Mutex mu_;
   absl::CondVar changed_;
   std::map<std::string, std::deque<Item>> queues_ ABSL_GUARDED_BY(mu_);
+  // Largest batch per queue key (the model's limit within max_batch_size).
+  std::map<std::string, int> limits_ ABSL_GUARDED_BY(mu_);
   size_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);

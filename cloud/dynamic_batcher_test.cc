@@ -3,6 +3,7 @@
 // when a batch starts, and that every request is answered or refused.
 #include "cloud/dynamic_batcher.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,6 +116,34 @@ TEST(DynamicBatcher, RequestsWithinTheQueueDelayShareABatch) {
   EXPECT_EQ(recorder.batches(),
             (std::vector<std::vector<std::string>>{{"a", "b", "c", "d"}}));
   EXPECT_EQ(batcher.stats().sizes.at(4), 1);
+}
+
+TEST(DynamicBatcher, AModelsOwnMaxBatchSizeCapsItsQueuesOnly) {
+  Recorder recorder;
+  Answers answers;
+  DynamicBatcher::Options options = Batching(8, absl::Milliseconds(300));
+  // Model "small" runs at most 3 rows a batch; "big" has no limit of its own.
+  options.model_max_batch = [](const ContinueRequest& request) {
+    return request.model_name() == "small" ? 3 : 0;
+  };
+  DynamicBatcher batcher(options, recorder.Fn());
+  for (int i = 0; i < 6; ++i) {
+    for (const char* model : {"small", "big"}) {
+      const std::string id = model + std::to_string(i);
+      ASSERT_THAT(batcher.Submit(Request(id, model), absl::InfiniteFuture(),
+                                 answers.For(id)),
+                  IsOk());
+    }
+  }
+  answers.WaitFor(12);
+  std::map<char, std::vector<size_t>> sizes;  // By model's first letter.
+  for (const auto& batch : recorder.batches()) {
+    sizes[batch.front()[0]].push_back(batch.size());
+  }
+  // "small" filled two batches of 3, each run as soon as it was full;
+  // "big" waited out the delay and ran its 6 together.
+  EXPECT_EQ(sizes['s'], (std::vector<size_t>{3, 3}));
+  EXPECT_EQ(sizes['b'], (std::vector<size_t>{6}));
 }
 
 TEST(DynamicBatcher, MaxBatchSizeCapsABatch) {

@@ -28,4 +28,8 @@ void SetReady(grpc::Server* server, const char* service_name, bool ready) {
   health->SetServingStatus("liveness", true);
 }
 
+void SetServing(grpc::Server* server, const std::string& name, bool serving) {
+  server->GetHealthCheckService()->SetServingStatus(name, serving);
+}
+
 }  // namespace tandem

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -19,6 +20,9 @@ std::unique_ptr<grpc::ServerBuilder> NewServerBuilder(
 // Health as probes ask for it: `ready` under "", "readiness" and
 // `service_name`; "liveness" SERVING while the process runs.
 void SetReady(grpc::Server* server, const char* service_name, bool ready);
+
+// The health of one more service name (e.g. "model/NAME").
+void SetServing(grpc::Server* server, const std::string& name, bool serving);
 
 }  // namespace tandem
 

@@ -190,6 +190,8 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
   ModelLoadOptions load_options;
   load_options.warmup_runs = config.warmup_runs();
   load_options.device = config.device();
+  // The agent runs one version of each model: the newest.
+  load_options.newest_version_only = true;
   if (config.emulated_slowdown() > 1) {
     load_options.emulated_slowdown = config.emulated_slowdown();
     TANDEM_LOG(WARNING) << "emulating a device " << config.emulated_slowdown()

@@ -53,6 +53,12 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
                      << "/metrics (port " << server->metrics_server_->port()
                      << ")";
   }
+  const tandem::v1::ListModelsResponse models = server->agent_->ListModels();
+  for (const tandem::v1::ModelSummary& model : models.models()) {
+    SetServing(server->server_.get(), "model/" + model.name(), true);
+    SetServing(server->server_.get(),
+               "model/" + model.name() + "/" + model.version(), true);
+  }
   SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(),
            true);
   TANDEM_LOG(INFO) << "tandem-edge serving on "

@@ -37,6 +37,9 @@ struct ExitEvaluation {
 struct ModelLoadOptions {
   // Version directory to load; empty: the highest numbered one.
   std::string version;
+  // ModelRepository: load only each package's highest numbered version,
+  // whatever its version_policy says (the edge agent runs one version).
+  bool newest_version_only = false;
   // "cpu", "cuda", "cuda:1". CUDA falls back to an error when absent.
   std::string device = "cpu";
   // Full passes (every block and exit) after loading, so that the profiling

@@ -206,6 +206,122 @@ TEST_F(ProgressiveModelTest, RepositoryFindsModelsByNameAndVersion) {
   EXPECT_THAT(repo->Get("nope"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// The "name:version" ids of a repository's models, all versions.
+std::vector<std::string> Ids(const ModelRepository& repo) {
+  std::vector<std::string> ids;
+  for (const ProgressiveModel* model : repo.all_versions()) {
+    ids.push_back(model->name() + ":" + model->version());
+  }
+  return ids;
+}
+
+TEST_F(ProgressiveModelTest, VersionPolicyChoosesTheVersionsThatLoad) {
+  const auto write = [&](const std::string& policy) {
+    for (const char* version : {"1", "2", "3"}) {
+      TinySpec spec;
+      spec.version = version;
+      spec.config_extra = policy;
+      WritePackage(root_, spec);
+    }
+  };
+  write("");
+  ASSERT_OK_AND_ASSIGN(auto newest, ModelRepository::Load(root_.string(), {}));
+  EXPECT_THAT(Ids(*newest), ElementsAre("tiny:3"));
+
+  write("version_policy { latest { num_versions: 2 } }\n");
+  ASSERT_OK_AND_ASSIGN(auto latest, ModelRepository::Load(root_.string(), {}));
+  EXPECT_THAT(Ids(*latest), ElementsAre("tiny:2", "tiny:3"));
+  EXPECT_EQ(latest->Get("tiny").value()->version(), "3");
+  EXPECT_EQ(latest->Get("tiny", "2").value()->version(), "2");
+  EXPECT_THAT(latest->Get("tiny", "1"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("loaded: 2, 3")));
+  EXPECT_EQ(latest->models().size(), 1u);  // The newest of each model.
+
+  write("version_policy { specific { versions: [1, 3] } }\n");
+  ASSERT_OK_AND_ASSIGN(auto specific,
+                       ModelRepository::Load(root_.string(), {}));
+  EXPECT_THAT(Ids(*specific), ElementsAre("tiny:1", "tiny:3"));
+
+  write("version_policy { all {} }\n");
+  ASSERT_OK_AND_ASSIGN(auto all, ModelRepository::Load(root_.string(), {}));
+  EXPECT_THAT(Ids(*all), ElementsAre("tiny:1", "tiny:2", "tiny:3"));
+  ModelLoadOptions edge;
+  edge.newest_version_only = true;
+  ASSERT_OK_AND_ASSIGN(auto one, ModelRepository::Load(root_.string(), edge));
+  EXPECT_THAT(Ids(*one), ElementsAre("tiny:3"));
+
+  write("version_policy { specific { versions: [4] } }\n");
+  EXPECT_THAT(ModelRepository::Load(root_.string(), {}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("version 4")));
+  write("version_policy { latest { num_versions: 0 } }\n");
+  EXPECT_THAT(
+      ModelRepository::Load(root_.string(), {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_versions")));
+}
+
+TEST_F(ProgressiveModelTest, ReloadLoadsNewVersionsDropsOldOnesKeepsTheRest) {
+  TinySpec spec;
+  spec.config_extra = "version_policy { latest { num_versions: 2 } }\n";
+  WritePackage(root_, spec);
+  TinySpec other;
+  other.name = "other";
+  WritePackage(root_, other);
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelRepository> v1,
+                       ModelRepository::Load(root_.string(), {}));
+  const ProgressiveModel* other_before = v1->Get("other").value();
+
+  // New versions arrive as new directories (config.pbtxt untouched: a
+  // changed config reloads every version).
+  const auto add_version = [&](const char* from, const char* to) {
+    fs::copy(root_ / "tiny" / from, root_ / "tiny" / to,
+             fs::copy_options::recursive);
+  };
+  // A second version: both load (latest 2); the untouched model is shared.
+  add_version("1", "2");
+  ModelRepository::ReloadReport report;
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelRepository> v2,
+                       ModelRepository::Reload(*v1, {}, &report));
+  EXPECT_THAT(Ids(*v2), ElementsAre("other:1", "tiny:1", "tiny:2"));
+  EXPECT_THAT(report.loaded, ElementsAre("tiny:2"));
+  EXPECT_TRUE(report.unloaded.empty());
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_EQ(v2->Get("other").value(), other_before);
+  EXPECT_EQ(v2->Get("tiny", "1").value(), v1->Get("tiny", "1").value());
+
+  // A third: version 1 falls out of the policy and unloads, while a holder
+  // of the old repository still runs it.
+  add_version("2", "3");
+  report = {};
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelRepository> v3,
+                       ModelRepository::Reload(*v2, {}, &report));
+  EXPECT_THAT(Ids(*v3), ElementsAre("other:1", "tiny:2", "tiny:3"));
+  EXPECT_THAT(report.unloaded, ElementsAre("tiny:1"));
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ProgressiveModel> old,
+                       v2->GetShared("tiny", "1"));
+  v1.reset();
+  v2.reset();
+  EXPECT_OK(old->RunBlocks(torch::randn({1, 4}), 0, 1).status());
+
+  // A broken new version: the model keeps what it had, and says why.
+  const std::string broken = (root_ / "tiny" / "4").string();
+  fs::create_directories(broken);
+  std::ofstream(broken + "/model.pt") << "not a TorchScript archive";
+  report = {};
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelRepository> v4,
+                       ModelRepository::Reload(*v3, {}, &report));
+  EXPECT_THAT(Ids(*v4), ElementsAre("other:1", "tiny:2", "tiny:3"));
+  ASSERT_EQ(report.errors.count("tiny"), 1u);
+  EXPECT_THAT(report.errors.at("tiny").ToString(), HasSubstr("4"));
+
+  // A removed package unloads entirely.
+  fs::remove_all(root_ / "other");
+  report = {};
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelRepository> v5,
+                       ModelRepository::Reload(*v4, {}, &report));
+  EXPECT_THAT(report.unloaded, ElementsAre("other:1"));
+  EXPECT_THAT(v5->Get("other"), StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_F(ProgressiveModelTest, RepositoryLoadIsStrict) {
   EXPECT_THAT(ModelRepository::Load(root_.string(), {}),
               StatusIs(absl::StatusCode::kNotFound));

@@ -1,0 +1,188 @@
+// Model versions on a running tandem-cloud process: a new version directory
+// and SIGHUP load it while an edge keeps offloading, without one cloud
+// request failing; a version that does not load leaves the served ones in
+// place and is reported by ListModels.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/subprocess.h"
+#include "common/testing/status_matchers.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "health.grpc.pb.h"
+#include "models/fashion_mnist.h"
+#include "tandem/client.h"
+#include "tandem/v1/cloud_service.grpc.pb.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kModel[] = "fmnist_branchy";
+
+std::string Env(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? fallback : value;
+}
+
+// Polls `condition` every 100 ms until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
+
+TEST(CloudReload, SighupLoadsANewVersionUnderLoadAndKeepsServingOnABadOne) {
+  const std::string dir = MakeTempDir("cloud_reload");
+  const std::string repository =
+      Env("TANDEM_MODEL_REPOSITORY", "model_repository");
+  // The cloud's own repository: the trained model, keeping two versions.
+  const fs::path package = fs::path(dir) / "models" / kModel;
+  fs::create_directories(package.parent_path());
+  fs::copy(fs::path(repository) / kModel, package, fs::copy_options::recursive);
+  std::ofstream(package / "config.pbtxt", std::ios::app)
+      << "\nversion_policy { latest { num_versions: 2 } }\n";
+
+  ASSERT_OK_AND_ASSIGN(
+      Subprocess cloud,
+      Subprocess::Start({Env("TANDEM_CLOUD_BINARY", "tandem-cloud"),
+                         "--listen=127.0.0.1:0",
+                         "--model_repository=" + dir + "/models",
+                         "--port_file=" + dir + "/cloud.port"}));
+  ASSERT_OK_AND_ASSIGN(
+      const int cloud_port,
+      WaitForPortFile(dir + "/cloud.port", cloud, absl::Seconds(60)));
+  const std::string cloud_address = absl::StrCat("127.0.0.1:", cloud_port);
+  ASSERT_OK_AND_ASSIGN(
+      Subprocess edge,
+      Subprocess::Start({Env("TANDEM_EDGE_BINARY", "tandem-edge"),
+                         "--listen=unix:" + dir + "/edge.sock,127.0.0.1:0",
+                         "--cloud=" + cloud_address,
+                         "--model_repository=" + repository,
+                         "--port_file=" + dir + "/edge.port"}));
+  ASSERT_OK(
+      WaitForPortFile(dir + "/edge.port", edge, absl::Seconds(60)).status());
+
+  auto channel =
+      grpc::CreateChannel(cloud_address, grpc::InsecureChannelCredentials());
+  auto models = [&] {
+    auto stub = tandem::v1::CloudService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    tandem::v1::ListCloudModelsResponse response;
+    (void)stub->ListModels(&context, tandem::v1::ListCloudModelsRequest(),
+                           &response);
+    return response;
+  };
+  auto serving = [&](const std::string& service) {
+    auto stub = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    return stub->Check(&context, request, &response).ok() &&
+           response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  };
+  ASSERT_OK_AND_ASSIGN(
+      ImageDataset data,
+      ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 64));
+
+  // Senders offload every request (split at block 1, final exit): each is
+  // answered by the cloud unless a cloud call fails.
+  constexpr int kSenders = 2;
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, answered{0}, by_cloud{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kSenders; ++t) {
+    senders.emplace_back([&, t] {
+      absl::StatusOr<std::unique_ptr<Client>> client =
+          Client::Connect("unix:" + dir + "/edge.sock");
+      ASSERT_OK(client.status());
+      for (int r = 0; !stop.load(); ++r) {
+        InferOptions options;
+        options.split_point = 1;
+        options.disable_early_exits = true;
+        options.deadline = absl::Seconds(10);
+        ++sent;
+        absl::StatusOr<InferResult> result = (*client)->Infer(
+            kModel,
+            InputTensor::Pixels({1, 1, 28, 28},
+                                data.image((t * 17 + r) % data.count)),
+            options);
+        if (!result.ok()) {
+          ADD_FAILURE() << result.status();
+          continue;
+        }
+        ++answered;
+        if (result->answered_by == InferResult::Site::kCloud) {
+          ++by_cloud;
+        } else {
+          ADD_FAILURE() << "finished on the edge: " << result->fallback_reason;
+        }
+      }
+    });
+  }
+  EXPECT_TRUE(
+      Eventually([&] { return by_cloud.load() >= 200; }, absl::Seconds(60)));
+
+  // Version 2 arrives; SIGHUP loads and warms it while traffic continues.
+  fs::copy(package / "1", package / "2", fs::copy_options::recursive);
+  cloud.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        const auto list = models();
+        return list.models_size() == 2 && list.models(1).version() == "2" &&
+               list.models(1).ready();
+      },
+      absl::Seconds(60)))
+      << models().DebugString();
+  EXPECT_TRUE(serving(absl::StrCat("model/", kModel, "/2")));
+  EXPECT_TRUE(serving(absl::StrCat("model/", kModel, "/1")));
+  const int after_reload = by_cloud.load();
+  EXPECT_TRUE(Eventually([&] { return by_cloud.load() >= after_reload + 200; },
+                         absl::Seconds(60)));
+
+  // Version 3 is broken: versions 1 and 2 keep serving, and ListModels
+  // says why 3 is not there.
+  fs::create_directories(package / "3");
+  std::ofstream(package / "3" / "model.pt") << "not a TorchScript archive";
+  cloud.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        const auto list = models();
+        return list.models_size() == 2 && !list.models(0).reason().empty();
+      },
+      absl::Seconds(60)))
+      << models().DebugString();
+  const int after_bad = by_cloud.load();
+  EXPECT_TRUE(Eventually([&] { return by_cloud.load() >= after_bad + 200; },
+                         absl::Seconds(60)));
+
+  stop = true;
+  for (std::thread& s : senders) s.join();
+  EXPECT_EQ(answered.load(), sent.load());
+  EXPECT_EQ(by_cloud.load(), answered.load());
+  std::cout << "sent " << sent.load() << ", answered by the cloud "
+            << by_cloud.load() << " across two reloads\n";
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tandem
