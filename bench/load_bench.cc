@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -62,6 +63,11 @@ ABSL_FLAG(int, deadline_ms, 5000, "Per-request deadline");
 ABSL_FLAG(std::string, cloud_binary, "",
           "tandem-cloud (default: ../cloud/tandem-cloud next to this binary)");
 ABSL_FLAG(std::string, out_dir, "bench_out/load", "Where the results go");
+ABSL_FLAG(int, soak_s, 0,
+          "Instead of the sweep: serve the first model's tail at "
+          "--soak_concurrency for this many seconds, batching on, sampling "
+          "the server's resident memory (soak.json)");
+ABSL_FLAG(int, soak_concurrency, 16, "Soak: concurrent requests");
 
 namespace tandem {
 namespace {
@@ -255,6 +261,89 @@ absl::StatusOr<Subprocess> StartCloud(const std::string& repository,
   return cloud;
 }
 
+// The resident set of process `pid`, in MiB (0 when unreadable).
+double RssMib(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+    }
+  }
+  return 0;
+}
+
+// A long closed loop against one server, batching on: is its memory flat?
+// Samples the server's RSS every 10 s; compares the last sample with the
+// one after the first minute (allocator pools and caches warm up first).
+absl::Status Soak(const std::string& repository_dir, const fs::path& out_dir,
+                  const ContinueRequest& request) {
+  const int seconds = absl::GetFlag(FLAGS_soak_s);
+  const int concurrency = absl::GetFlag(FLAGS_soak_concurrency);
+  ASSIGN_OR_RETURN(Subprocess cloud,
+                   StartCloud(repository_dir, out_dir / "cloud.port", true));
+  ASSIGN_OR_RETURN(int port, WaitForPortFile((out_dir / "cloud.port").string(),
+                                             cloud, absl::Seconds(1)));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  auto channel =
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                grpc::InsecureChannelCredentials(), args);
+  const absl::Duration deadline =
+      absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> ok{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < concurrency; ++c) {
+    threads.emplace_back([&] {
+      auto stub = tandem::v1::CloudService::NewStub(channel);
+      while (!stop.load()) {
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+        ContinueResponse response;
+        if (stub->Continue(&context, request, &response).ok()) {
+          ++ok;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  std::vector<std::pair<int, double>> samples;  // (second, MiB)
+  const absl::Time start = absl::Now();
+  for (int t = 0; t <= seconds; t += 10) {
+    absl::SleepFor(start + absl::Seconds(t) - absl::Now());
+    samples.push_back({t, RssMib(cloud.pid())});
+    std::cerr << absl::StrFormat(
+        "soak: %d/%d s: RSS %.1f MiB, %d answered, %d failed\n", t, seconds,
+        samples.back().second, ok.load(), failed.load());
+  }
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  const double warm = samples[std::min<size_t>(6, samples.size() - 1)].second;
+  double low = warm, high = warm;
+  std::vector<std::string> points;
+  for (const auto& [t, mib] : samples) {
+    if (t >= 60) {
+      low = std::min(low, mib);
+      high = std::max(high, mib);
+    }
+    points.push_back(absl::StrFormat("[%d, %.1f]", t, mib));
+  }
+  const std::string json = absl::StrFormat(
+      "{\"model\": \"%s\", \"seconds\": %d, \"concurrency\": %d, "
+      "\"answered\": %d, \"failed\": %d, \"rss_mib_at_60s\": %.1f, "
+      "\"rss_mib_last\": %.1f, \"rss_last_over_60s\": %.3f, "
+      "\"rss_mib_range_after_60s\": [%.1f, %.1f], \"rss_mib\": [%s]}\n",
+      request.model_name(), seconds, concurrency, ok.load(), failed.load(),
+      warm, samples.back().second, samples.back().second / warm, low, high,
+      absl::StrJoin(points, ", "));
+  std::ofstream(out_dir / "soak.json") << json;
+  std::cout << json;
+  return absl::OkStatus();
+}
+
 std::string PointJson(const Point& p) {
   return absl::StrFormat(
       "{\"concurrency\": %d, \"throughput_rps\": %.1f, \"p50_ms\": %.3f, "
@@ -307,6 +396,10 @@ absl::Status Main() {
     request.set_start_block(begin);
     RETURN_IF_ERROR(EncodeTensor(row, {}, request.add_inputs(),
                                  request.add_raw_input_contents()));
+
+    if (absl::GetFlag(FLAGS_soak_s) > 0) {
+      return Soak(repository_dir, out_dir, request);
+    }
 
     // The ceiling on the server's core, before the server starts.
     std::cerr << "load: " << name << ": offline ceiling, batch 1.." << max_batch
@@ -405,9 +498,13 @@ absl::Status Main() {
       "intra-op threads 1\", \"clients\": \"one thread per concurrent request "
       "on CPU %d\", \"batching_on\": {\"max_batch_size\": %d, "
       "\"max_queue_delay_us\": %d}, \"window_s\": %g, \"replica_scaling_as\": "
-      "\"not measured: replicas are not built yet\", \"models\": {%s}}\n",
+      "\"not measured: three replicas each pinned to its own core, and the "
+      "clients on another, need 4 cores; this machine has %d (replicas are "
+      "tested for correctness in tests/integration/replicas_test.cc)\", "
+      "\"models\": {%s}}\n",
       kCloudCpu, kClientCpu, max_batch, absl::GetFlag(FLAGS_max_queue_delay_us),
-      absl::GetFlag(FLAGS_window_s), absl::StrJoin(model_json, ", "));
+      absl::GetFlag(FLAGS_window_s), std::thread::hardware_concurrency(),
+      absl::StrJoin(model_json, ", "));
   std::ofstream(out_dir / "load_bench.json") << json;
   std::cout << json;
   const fs::path plot = fs::path(TANDEM_SOURCE_DIR) / "tools/plot_load.py";

@@ -22,6 +22,7 @@
 #include "models/block_runner.h"
 #include "models/request_checks.h"
 #include "models/tensor_codec.h"
+#include "partitioner/energy_model.h"
 #include "partitioner/exit_thresholds.h"
 #include "partitioner/planner.h"
 
@@ -296,6 +297,25 @@ absl::Status EdgeAgent::ValidatePolicies(
                          "': bad exit threshold for block ", block));
       }
     }
+    // Misspelt names are refused, not read as the default.
+    if (!policy.objective().empty() &&
+        !ParseObjective(policy.objective()).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", policy.model_name(),
+          "': ", ParseObjective(policy.objective()).status().message()));
+    }
+  }
+  const tandem::v1::EnergyConfig& energy = config.energy();
+  if (!energy.device().empty() && !DevicePowerPreset(energy.device()).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("energy.device: ",
+                     DevicePowerPreset(energy.device()).status().message()));
+  }
+  if (!energy.link_type().empty() &&
+      !RadioPowerPreset(energy.link_type()).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("energy.link_type: ",
+                     RadioPowerPreset(energy.link_type()).status().message()));
   }
   return absl::OkStatus();
 }

@@ -270,6 +270,52 @@ TEST_F(EdgeAgentTest, BadTaskSetsAreRefusedAtLoadAndOnReload) {
   EXPECT_OK(agent_->Infer(request, absl::Now(), absl::InfiniteFuture()));
 }
 
+TEST_F(EdgeAgentTest, MisspeltNamesAreRefusedNotDefaulted) {
+  struct Case {
+    std::string what;
+    std::function<void(tandem::v1::EdgeConfig*)> edit;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"objective",
+       [](auto* c) {
+         auto* policy = c->add_models();
+         policy->set_model_name("tiny");
+         policy->set_objective("latncy");
+       },
+       "unknown objective 'latncy'"},
+      {"energy.device",
+       [](auto* c) { c->mutable_energy()->set_device("jetson_nano"); },
+       "energy.device: unknown device preset 'jetson_nano' (known: "},
+      {"energy.link_type",
+       [](auto* c) { c->mutable_energy()->set_link_type("5g"); },
+       "energy.link_type: unknown link type '5g' (known: wifi, lte, 3g)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    tandem::v1::EdgeConfig config = config_;
+    c.edit(&config);
+    absl::StatusOr<std::unique_ptr<EdgeAgent>> agent =
+        EdgeAgent::Create(config);
+    EXPECT_EQ(agent.status().code(), absl::StatusCode::kInvalidArgument)
+        << agent.status();
+    EXPECT_THAT(agent.status().message(), HasSubstr(c.says));
+  }
+  // On SIGHUP a misspelt objective leaves the running policies in place.
+  ASSERT_OK(Start());
+  tandem::v1::EdgeConfig reload = config_;
+  cases[0].edit(&reload);
+  EXPECT_EQ(agent_->Reload(reload).code(), absl::StatusCode::kInvalidArgument);
+  // The names spelt right load.
+  tandem::v1::EdgeConfig good = config_;
+  good.mutable_energy()->set_device("jetson_orin_nx");
+  good.mutable_energy()->set_link_type("lte");
+  auto* policy = good.add_models();
+  policy->set_model_name("tiny");
+  policy->set_objective("energy");
+  EXPECT_OK(EdgeAgent::Create(good).status());
+}
+
 TEST_F(EdgeAgentTest, DevicesAreCheckedAtLoad) {
   config_.set_device("tpu");
   EXPECT_EQ(Start().code(), absl::StatusCode::kInvalidArgument);

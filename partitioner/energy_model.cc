@@ -1,6 +1,9 @@
 #include "partitioner/energy_model.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace tandem {
 namespace {
@@ -43,8 +46,11 @@ absl::StatusOr<DevicePower> DevicePowerPreset(absl::string_view device) {
   for (const DevicePreset& preset : kDevices) {
     if (preset.name == device) return preset.power;
   }
+  std::vector<absl::string_view> known;
+  for (const DevicePreset& preset : kDevices) known.push_back(preset.name);
   return absl::NotFoundError(
-      absl::StrCat("unknown device preset '", device, "'"));
+      absl::StrCat("unknown device preset '", device,
+                   "' (known: ", absl::StrJoin(known, ", "), ")"));
 }
 
 }  // namespace tandem
