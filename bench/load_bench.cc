@@ -261,6 +261,15 @@ absl::StatusOr<Subprocess> StartCloud(const std::string& repository,
   return cloud;
 }
 
+// A channel to the server on loopback `port`, for tensors up to 64 MiB.
+std::shared_ptr<grpc::Channel> Channel(int port) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
 // The resident set of process `pid`, in MiB (0 when unreadable).
 double RssMib(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
@@ -284,12 +293,7 @@ absl::Status Soak(const std::string& repository_dir, const fs::path& out_dir,
                    StartCloud(repository_dir, out_dir / "cloud.port", true));
   ASSIGN_OR_RETURN(int port, WaitForPortFile((out_dir / "cloud.port").string(),
                                              cloud, absl::Seconds(1)));
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  auto channel =
-      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                grpc::InsecureChannelCredentials(), args);
+  auto channel = Channel(port);
   const absl::Duration deadline =
       absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
   std::atomic<bool> stop{false};
@@ -417,12 +421,7 @@ absl::Status Main() {
       ASSIGN_OR_RETURN(int port,
                        WaitForPortFile((out_dir / "cloud.port").string(), cloud,
                                        absl::Seconds(1)));
-      grpc::ChannelArguments args;
-      args.SetMaxReceiveMessageSize(64 << 20);
-      args.SetMaxSendMessageSize(64 << 20);
-      auto channel =
-          grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                    grpc::InsecureChannelCredentials(), args);
+      auto channel = Channel(port);
       for (int c : levels) {
         Point point = MeasurePoint(channel, request, c);
         std::cerr << absl::StrFormat(

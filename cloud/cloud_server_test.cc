@@ -200,9 +200,32 @@ class BatchingServerTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
+  // A Continue call of the tiny model to the running server: its code.
+  grpc::StatusCode Call(const std::string& model, const std::string& version,
+                        int start_block = 0) {
+    if (channel_ == nullptr) {
+      channel_ =
+          grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                              grpc::InsecureChannelCredentials());
+    }
+    ContinueRequest r;
+    r.set_model_name(model);
+    r.set_model_version(version);
+    r.set_start_block(start_block);
+    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
+                             r.add_raw_input_contents())
+                    .ok());
+    auto stub = tandem::v1::CloudService::NewStub(channel_);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    ContinueResponse response;
+    return stub->Continue(&context, r, &response).error_code();
+  }
+
   fs::path root_;
   tandem::v1::CloudConfig config_;
   std::unique_ptr<CloudServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
 };
 
 TEST_F(BatchingServerTest, UnaryCallsAndStreamMessagesShareABatch) {
@@ -267,21 +290,8 @@ double Sample(const std::string& text, const std::string& prefix) {
 
 TEST_F(BatchingServerTest, MetricsCountRequestsBatchesAndFailures) {
   ASSERT_OK_AND_ASSIGN(server_, CloudServer::Start(config_));
-  auto channel =
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
-                          grpc::InsecureChannelCredentials());
   auto call = [&](const std::string& model, int start_block) {
-    ContinueRequest r;
-    r.set_model_name(model);
-    r.set_start_block(start_block);
-    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
-                             r.add_raw_input_contents())
-                    .ok());
-    auto stub = tandem::v1::CloudService::NewStub(channel);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    ContinueResponse response;
-    return stub->Continue(&context, r, &response).error_code();
+    return Call(model, "", start_block);
   };
   constexpr int kBatched = 4;
   std::vector<std::thread> callers;
@@ -329,22 +339,10 @@ TEST_F(BatchingServerTest, MetricsCountRequestsBatchesAndFailures) {
 
 TEST_F(BatchingServerTest, ReloadSwapsVersionsWithoutDroppingQueuedWork) {
   ASSERT_OK_AND_ASSIGN(server_, CloudServer::Start(config_));
-  auto channel =
+  auto call = [&](const std::string& version) { return Call("tiny", version); };
+  auto channel = channel_ =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
                           grpc::InsecureChannelCredentials());
-  auto call = [&](const std::string& version) {
-    ContinueRequest r;
-    r.set_model_name("tiny");
-    r.set_model_version(version);
-    EXPECT_TRUE(EncodeTensor(torch::randn({1, 4}), {}, r.add_inputs(),
-                             r.add_raw_input_contents())
-                    .ok());
-    auto stub = tandem::v1::CloudService::NewStub(channel);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    ContinueResponse response;
-    return stub->Continue(&context, r, &response).error_code();
-  };
   auto health = [&](const std::string& service) {
     auto stub = grpc::health::v1::Health::NewStub(channel);
     grpc::ClientContext context;

@@ -25,6 +25,7 @@
 #include "models/fashion_mnist.h"
 #include "tandem/client.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
+#include "tests/integration/edge_load.h"
 
 namespace tandem {
 namespace {
@@ -104,43 +105,11 @@ TEST(CloudReload, SighupLoadsANewVersionUnderLoadAndKeepsServingOnABadOne) {
       ImageDataset data,
       ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 64));
 
-  // Senders offload every request (split at block 1, final exit): each is
-  // answered by the cloud unless a cloud call fails.
-  constexpr int kSenders = 2;
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, answered{0}, by_cloud{0};
-  std::vector<std::thread> senders;
-  for (int t = 0; t < kSenders; ++t) {
-    senders.emplace_back([&, t] {
-      absl::StatusOr<std::unique_ptr<Client>> client =
-          Client::Connect("unix:" + dir + "/edge.sock");
-      ASSERT_OK(client.status());
-      for (int r = 0; !stop.load(); ++r) {
-        InferOptions options;
-        options.split_point = 1;
-        options.disable_early_exits = true;
-        options.deadline = absl::Seconds(10);
-        ++sent;
-        absl::StatusOr<InferResult> result = (*client)->Infer(
-            kModel,
-            InputTensor::Pixels({1, 1, 28, 28},
-                                data.image((t * 17 + r) % data.count)),
-            options);
-        if (!result.ok()) {
-          ADD_FAILURE() << result.status();
-          continue;
-        }
-        ++answered;
-        if (result->answered_by == InferResult::Site::kCloud) {
-          ++by_cloud;
-        } else {
-          ADD_FAILURE() << "finished on the edge: " << result->fallback_reason;
-        }
-      }
-    });
-  }
+  // Every request offloaded: the cloud answers each unless a call fails.
+  testing::EdgeLoad load("unix:" + dir + "/edge.sock", kModel, /*senders=*/2,
+                         &data);
   EXPECT_TRUE(
-      Eventually([&] { return by_cloud.load() >= 200; }, absl::Seconds(60)));
+      Eventually([&] { return load.by_cloud() >= 200; }, absl::Seconds(60)));
 
   // Version 2 arrives; SIGHUP loads and warms it while traffic continues.
   fs::copy(package / "1", package / "2", fs::copy_options::recursive);
@@ -155,8 +124,8 @@ TEST(CloudReload, SighupLoadsANewVersionUnderLoadAndKeepsServingOnABadOne) {
       << models().DebugString();
   EXPECT_TRUE(serving(absl::StrCat("model/", kModel, "/2")));
   EXPECT_TRUE(serving(absl::StrCat("model/", kModel, "/1")));
-  const int after_reload = by_cloud.load();
-  EXPECT_TRUE(Eventually([&] { return by_cloud.load() >= after_reload + 200; },
+  const int after_reload = load.by_cloud();
+  EXPECT_TRUE(Eventually([&] { return load.by_cloud() >= after_reload + 200; },
                          absl::Seconds(60)));
 
   // Version 3 is broken: versions 1 and 2 keep serving, and ListModels
@@ -171,16 +140,18 @@ TEST(CloudReload, SighupLoadsANewVersionUnderLoadAndKeepsServingOnABadOne) {
       },
       absl::Seconds(60)))
       << models().DebugString();
-  const int after_bad = by_cloud.load();
-  EXPECT_TRUE(Eventually([&] { return by_cloud.load() >= after_bad + 200; },
+  const int after_bad = load.by_cloud();
+  EXPECT_TRUE(Eventually([&] { return load.by_cloud() >= after_bad + 200; },
                          absl::Seconds(60)));
 
-  stop = true;
-  for (std::thread& s : senders) s.join();
-  EXPECT_EQ(answered.load(), sent.load());
-  EXPECT_EQ(by_cloud.load(), answered.load());
-  std::cout << "sent " << sent.load() << ", answered by the cloud "
-            << by_cloud.load() << " across two reloads\n";
+  load.Stop();
+  EXPECT_EQ(load.answered(), load.sent());
+  EXPECT_EQ(load.by_cloud(), load.answered());
+  for (const auto& [reason, count] : load.fallbacks()) {
+    ADD_FAILURE() << count << " finished on the edge: " << reason;
+  }
+  std::cout << "sent " << load.sent() << ", answered by the cloud "
+            << load.by_cloud() << " across two reloads\n";
   std::filesystem::remove_all(dir);
 }
 

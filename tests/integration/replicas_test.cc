@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "models/fashion_mnist.h"
 #include "tandem/client.h"
+#include "tests/integration/edge_load.h"
 
 namespace tandem {
 namespace {
@@ -137,45 +138,10 @@ TEST(Replicas, AKilledReplicaLosesNoRequestAndGetsTrafficBackAfterRestart) {
       ImageDataset data,
       ReadFashionMnist(kDefaultFashionMnistDir, FashionMnistSplit::kTest, 100));
 
-  // Closed-loop senders, every request split at block 1 and run to the
-  // final exit: the cloud answers it, or the edge finishes it when its
+  // The cloud answers every request, or the edge finishes it when its
   // replica dies mid-call.
   constexpr int kSenders = 4;
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, answered{0}, by_cloud{0}, finished_on_edge{0};
-  absl::Mutex reasons_mu;
-  std::map<std::string, int> reasons;  // Why requests finished on the edge.
-  std::vector<std::thread> senders;
-  for (int t = 0; t < kSenders; ++t) {
-    senders.emplace_back([&, t] {
-      absl::StatusOr<std::unique_ptr<Client>> client =
-          Client::Connect("unix:" + dir + "/edge.sock");
-      ASSERT_OK(client.status());
-      for (int r = 0; !stop.load(); ++r) {
-        InferOptions options;
-        options.split_point = 1;
-        options.disable_early_exits = true;
-        options.deadline = absl::Seconds(10);
-        ++sent;
-        absl::StatusOr<InferResult> result = (*client)->Infer(
-            kModel,
-            InputTensor::Pixels({1, 1, 28, 28},
-                                data.image((t * 31 + r) % data.count)),
-            options);
-        if (!result.ok()) {
-          ADD_FAILURE() << result.status();
-          continue;
-        }
-        ++answered;
-        if (result->answered_by == InferResult::Site::kCloud) ++by_cloud;
-        if (!result->fallback_reason.empty()) {
-          ++finished_on_edge;
-          absl::MutexLock lock(&reasons_mu);
-          ++reasons[result->fallback_reason];
-        }
-      }
-    });
-  }
+  testing::EdgeLoad load("unix:" + dir + "/edge.sock", kModel, kSenders, &data);
   auto counts = [&] {
     std::array<double, kReplicas> out;
     for (int i = 0; i < kReplicas; ++i) out[i] = replicas[i]->answered();
@@ -194,7 +160,7 @@ TEST(Replicas, AKilledReplicaLosesNoRequestAndGetsTrafficBackAfterRestart) {
   // Phase 2: one replica dies under load; the other two take everything.
   replicas[0]->Kill();
   const auto at_kill = counts();
-  const int cloud_at_kill = by_cloud.load();
+  const int cloud_at_kill = load.by_cloud();
   EXPECT_TRUE(Eventually(
       [&] {
         const auto c = counts();
@@ -202,7 +168,7 @@ TEST(Replicas, AKilledReplicaLosesNoRequestAndGetsTrafficBackAfterRestart) {
       },
       absl::Seconds(60)))
       << "the survivors did not take the traffic";
-  EXPECT_GT(by_cloud.load(), cloud_at_kill + 200);
+  EXPECT_GT(load.by_cloud(), cloud_at_kill + 200);
 
   // Phase 3: restarted on its port, the replica gets traffic again.
   const int old_port = replicas[0]->port();
@@ -214,21 +180,20 @@ TEST(Replicas, AKilledReplicaLosesNoRequestAndGetsTrafficBackAfterRestart) {
       << "no traffic returned to the restarted replica";
   const absl::Duration back_after = absl::Now() - restarted;
 
-  stop = true;
-  for (std::thread& s : senders) s.join();
+  load.Stop();
   const auto final_counts = counts();
-  std::cout << "sent " << sent.load() << ", answered " << answered.load()
-            << " (cloud " << by_cloud.load() << ", finished on the edge after "
-            << "the kill " << finished_on_edge.load() << "); replicas "
-            << final_counts[0] << " (since restart) / " << final_counts[1]
-            << " / " << final_counts[2] << "; traffic back "
+  std::cout << "sent " << load.sent() << ", answered " << load.answered()
+            << " (cloud " << load.by_cloud() << ", finished on the edge "
+            << load.finished_on_edge() << "); replicas " << final_counts[0]
+            << " (since restart) / " << final_counts[1] << " / "
+            << final_counts[2] << "; traffic back "
             << absl::FormatDuration(back_after) << " after the restart\n";
-  for (const auto& [reason, count] : reasons) {
+  for (const auto& [reason, count] : load.fallbacks()) {
     std::cout << "  " << count << " x " << reason << "\n";
   }
-  EXPECT_EQ(answered.load(), sent.load());  // No request lost.
+  EXPECT_EQ(load.answered(), load.sent());  // No request lost.
   // Only calls in flight on the killed replica fell back to the edge.
-  EXPECT_LE(finished_on_edge.load(), kSenders * 2);
+  EXPECT_LE(load.finished_on_edge(), kSenders * 2);
   std::filesystem::remove_all(dir);
 }
 
