@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(
   for (const std::string& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0)
     return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
@@ -29,7 +31,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (own_group) setpgid(0, 0);
+    if (own_group) {
+      setpgid(0, 0);
+      // Dies with the parent; if the parent is already gone, now.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(137);
+    }
     dup2(STDERR_FILENO, STDOUT_FILENO);  // Our stdout is for results.
     for (const auto& [name, value] : env)
       setenv(name.c_str(), value.c_str(), 1);

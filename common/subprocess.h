@@ -18,8 +18,13 @@ namespace tandem {
 class Subprocess {
  public:
   // Starts `argv[0]` with `argv` and extra environment variables. Its output
-  // goes to this process's stderr. With `own_group` the child leads a new
-  // process group and Signal reaches everything it started.
+  // goes to this process's stderr. With `own_group` (daemons a benchmark
+  // starts) the child leads a new process group, Signal reaches everything
+  // it started, and it gets SIGKILL when the thread that started it ends —
+  // when this process dies, however it dies (the kernel's parent-death
+  // signal, which survives the exec chain of wrappers such as
+  // `ip netns exec` and `taskset`). Start such children from a thread that
+  // outlives them (the main thread).
   static absl::StatusOr<Subprocess> Start(
       const std::vector<std::string>& argv,
       const std::map<std::string, std::string>& env = {},

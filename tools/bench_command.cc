@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -23,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "common/stats.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
@@ -184,6 +186,20 @@ void LinkDown(const std::string& linkemu, const fs::path& work) {
 }
 
 // tandem-cloud in the cloud namespace, on core 1, serving on kCloudAddress.
+// A bench stopped by SIGTERM, SIGINT or SIGHUP (blocked by main(), see
+// tandem_main.cc) removes the emulated link before it exits; the daemons it
+// started die with it (Subprocess's parent-death signal). One killed by
+// SIGKILL leaves the namespaces to the next bench, whose LinkUp removes them.
+void TearDownOnSignal(const std::string& linkemu) {
+  std::thread([linkemu] {
+    const int signal = WaitForTerminationSignal();
+    std::cerr << "bench: signal " << signal
+              << ": removing the emulated link and stopping\n";
+    (void)RunToCompletion({"bash", linkemu, "down", kNet}, absl::Seconds(30));
+    _exit(128 + signal);
+  }).detach();
+}
+
 absl::StatusOr<Subprocess> StartCloud(const std::string& linkemu,
                                       const std::string& repository,
                                       const fs::path& work) {
@@ -924,6 +940,7 @@ absl::Status RunBenchCommandFromFlags() {
   }
   const std::string linkemu =
       (SourceDir() / "tools/linkemu/linkemu.sh").string();
+  TearDownOnSignal(linkemu);
   ASSIGN_OR_RETURN(int check, RunToCompletion({"bash", linkemu, "check"}));
   if (check != 0) {
     return absl::FailedPreconditionError(

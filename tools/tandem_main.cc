@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/daemon.h"
 #include "tools/bench_command.h"
 #include "tools/infer_command.h"
 #include "tools/models_command.h"
@@ -116,6 +117,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const absl::string_view name = positional[1];
+  // The bench takes its stop signals itself, to remove its emulated link
+  // first (bench_command.cc): block them before any thread starts.
+  if (name == "bench") tandem::BlockTerminationSignals();
   for (const Subcommand& command : kSubcommands) {
     if (name != command.name) continue;
     const absl::Status status = command.run();

@@ -1,0 +1,68 @@
+#include "common/subprocess.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace tandem {
+namespace {
+
+// Whether `pid` is a live process (not gone, not a zombie).
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  if (!(stat >> pid_field >> comm >> state)) return false;
+  return state != "Z" && state != "X";
+}
+
+TEST(Subprocess, AGroupLeaderDiesWithTheProcessThatStartedIt) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  // An intermediate process starts a long-running child as the benchmarks
+  // start their daemons, reports its pid, and is then SIGKILLed: it has no
+  // chance to clean up, yet the child must not outlive it.
+  const pid_t middle = fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    close(pipe_fds[0]);
+    absl::StatusOr<Subprocess> child =
+        Subprocess::Start({"sleep", "300"}, {}, /*own_group=*/true);
+    const pid_t pid = child.ok() ? child->pid() : -1;
+    (void)!write(pipe_fds[1], &pid, sizeof(pid));
+    pause();  // Until killed.
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  pid_t child = -1;
+  ASSERT_EQ(read(pipe_fds[0], &child, sizeof(child)),
+            static_cast<ssize_t>(sizeof(child)));
+  close(pipe_fds[0]);
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(Alive(child));
+
+  kill(middle, SIGKILL);
+  waitpid(middle, nullptr, 0);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (Alive(child) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(Alive(child)) << "the child outlived its parent";
+}
+
+TEST(Subprocess, WaitReturnsTheExitStatus) {
+  ASSERT_OK_AND_ASSIGN(Subprocess child,
+                       Subprocess::Start({"bash", "-c", "exit 3"}));
+  ASSERT_OK_AND_ASSIGN(const int status, child.Wait(absl::Seconds(10)));
+  EXPECT_EQ(status, 3);
+}
+
+}  // namespace
+}  // namespace tandem
