@@ -30,6 +30,8 @@
 namespace tandem {
 namespace {
 
+using ::tandem::testing::Eventually;
+
 namespace fs = std::filesystem;
 
 constexpr char kModel[] = "fmnist_branchy";
@@ -37,17 +39,6 @@ constexpr char kModel[] = "fmnist_branchy";
 std::string Env(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
   return value == nullptr ? fallback : value;
-}
-
-// Polls `condition` every 100 ms until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
 }
 
 TEST(CloudReload, SighupLoadsANewVersionUnderLoadAndKeepsServingOnABadOne) {

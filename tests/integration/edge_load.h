@@ -8,6 +8,7 @@
 #define TANDEM_TESTS_INTEGRATION_EDGE_LOAD_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "models/fashion_mnist.h"
@@ -22,6 +24,17 @@
 
 namespace tandem {
 namespace testing {
+
+// Polls `condition` every 100 ms until it holds or `timeout` passes.
+inline bool Eventually(const std::function<bool()>& condition,
+                       absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
 
 class EdgeLoad {
  public:

@@ -34,6 +34,8 @@
 namespace tandem {
 namespace {
 
+using ::tandem::testing::Eventually;
+
 constexpr char kModel[] = "fmnist_branchy";
 constexpr int kReplicas = 3;
 
@@ -103,17 +105,6 @@ class Replica {
   int port_ = 0;
   int metrics_port_ = 0;
 };
-
-// Polls `condition` every 100 ms until it holds or `timeout` passes.
-template <typename Condition>
-bool Eventually(Condition condition, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
-}
 
 TEST(Replicas, AKilledReplicaLosesNoRequestAndGetsTrafficBackAfterRestart) {
   const std::string dir = MakeTempDir("replicas");
