@@ -141,9 +141,10 @@ CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner,
 void CloudServiceImpl::Submit(std::shared_ptr<const ContinueRequest> request,
                               absl::Time deadline, DynamicBatcher::Done done) {
   const absl::Time received = RealClock()->Now();
-  absl::Status status = runner_->Precheck(*request);
-  auto key = std::make_shared<const CloudMetrics::Key>(CloudMetrics::KeyOf(
-      *request, runner_->ResolvedVersion(*request), status.ok()));
+  std::string version;
+  absl::Status status = runner_->Precheck(*request, &version);
+  auto key = std::make_shared<const CloudMetrics::Key>(
+      CloudMetrics::KeyOf(*request, std::move(version), status.ok()));
   DynamicBatcher::Done counted = [this, key, received, done = std::move(done)](
                                      absl::StatusOr<ContinueResponse> result) {
     metrics_->OnRequest(*key, result.status(), RealClock()->Now() - received);

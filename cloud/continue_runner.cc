@@ -74,9 +74,10 @@ absl::Status ContinueRunner::Check(const tandem::v1::ContinueRequest& request,
 }
 
 absl::Status ContinueRunner::Precheck(
-    const tandem::v1::ContinueRequest& request) const {
+    const tandem::v1::ContinueRequest& request, std::string* version) const {
   ASSIGN_OR_RETURN(std::shared_ptr<const ProgressiveModel> model,
                    Find(request.model_name(), request.model_version()));
+  if (version != nullptr) *version = model->version();
   return Check(request, *model);
 }
 

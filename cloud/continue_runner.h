@@ -38,8 +38,11 @@ class ContinueRunner {
   bool ready() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cheap checks that need no tensor decoding (model, block, payload sizes),
-  // made before a request is queued.
-  absl::Status Precheck(const tandem::v1::ContinueRequest& request) const;
+  // made before a request is queued. `version` (optional) gets the loaded
+  // version the request resolves to, also when a later check fails; "" when
+  // none matches.
+  absl::Status Precheck(const tandem::v1::ContinueRequest& request,
+                        std::string* version = nullptr) const;
 
   // The loaded version `request` resolves to; "" when none matches.
   std::string ResolvedVersion(const tandem::v1::ContinueRequest& request) const

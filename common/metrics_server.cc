@@ -16,6 +16,7 @@ constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 
 // Scrapes are few and small: two threads answer them.
 constexpr int kThreads = 2;
+constexpr size_t kMaxBody = 4096;
 
 }  // namespace
 
@@ -46,6 +47,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   http.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  // A scrape carries no body: anything larger than this is refused (413)
+  // before it is read, and a client that stalls is dropped.
+  http.set_payload_max_length(kMaxBody);
+  http.set_read_timeout(5, 0);
   http.Get("/metrics",
            [registry](const httplib::Request&, httplib::Response& response) {
              response.set_content(registry->Render(), kContentType);

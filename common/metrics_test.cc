@@ -128,6 +128,22 @@ TEST(MetricsServerTest, ServesTheRegistryOnGetMetrics) {
   EXPECT_EQ(other->status, 404);
 }
 
+TEST(MetricsServerTest, RefusesLargeBodiesAndKeepsServing) {
+  MetricsRegistry registry;
+  registry.AddCounter("hits", "Hits.")->Add({}, 1);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<MetricsServer> server,
+                       MetricsServer::Start("127.0.0.1:0", &registry));
+  httplib::Client client("127.0.0.1", server->port());
+  httplib::Result big =
+      client.Post("/metrics", std::string(1 << 20, 'x'), "text/plain");
+  ASSERT_TRUE(big) << httplib::to_string(big.error());
+  EXPECT_EQ(big->status, 413);
+  httplib::Result got = client.Get("/metrics");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_THAT(got->body, HasSubstr("\nhits 1\n"));
+}
+
 TEST(MetricsServerTest, RefusesBadAndBusyAddresses) {
   MetricsRegistry registry;
   EXPECT_THAT(MetricsServer::Start("no-port", &registry),
