@@ -5,10 +5,13 @@
 //                [--max_batch_size=8 --preferred_batch_size=4,8
 //                 --max_queue_delay_us=500]
 //                [--metrics_listen=0.0.0.0:8502 [--metrics_port_file=PATH]]
+//                [--tls_cert=PEM --tls_key=PEM [--tls_client_ca=PEM]]
+//                [--auth_tokens=FILE]
 //
 // Flags override the config file (protobuf text, tandem.v1.CloudConfig).
-// SIGHUP rescans the model repository (new, changed and removed versions);
-// SIGTERM or SIGINT drain and exit 0.
+// SIGHUP rescans the model repository (new, changed and removed versions),
+// re-reads the bearer tokens and checks the TLS files; SIGTERM or SIGINT
+// drain and exit 0.
 #include <signal.h>
 
 #include <iostream>
@@ -22,6 +25,7 @@
 #include "cloud/cloud_server.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/security_flags.h"
 #include "common/text_proto.h"
 
 ABSL_FLAG(std::string, listen, "",
@@ -62,6 +66,9 @@ absl::StatusOr<tandem::v1::CloudConfig> ConfigFromFlags() {
   }
   if (!absl::GetFlag(FLAGS_listen).empty())
     config.set_listen(absl::GetFlag(FLAGS_listen));
+  std::string error;
+  if (!ApplySecurityFlags(config.mutable_security(), &error))
+    return absl::InvalidArgumentError(error);
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
     config.set_model_repository(absl::GetFlag(FLAGS_model_repository));
   }
@@ -135,8 +142,9 @@ int Main() {
   while (true) {
     const int signal = WaitForTerminationSignal();
     if (signal == SIGHUP) {
-      // Models only: other settings need a restart.
-      const absl::Status status = (*server)->ReloadModels();
+      // Models, tokens and TLS files: other settings need a restart.
+      absl::Status status = (*server)->ReloadModels();
+      status.Update((*server)->ReloadSecurity());
       if (!status.ok()) TANDEM_LOG(ERROR) << "SIGHUP: " << status;
       continue;
     }

@@ -47,6 +47,11 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
   }
   std::unique_ptr<CloudServer> server(new CloudServer());
   server->config_ = config;
+  ASSIGN_OR_RETURN(server->access_,
+                   AccessControl::Create(AccessOptionsOf(config)));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<grpc::ServerCredentials> credentials,
+      ListenerCredentials(config.listen(), ServerTlsFilesOf(config)));
   at::set_num_threads(config.intra_op_threads());
 
   DecodeLimits limits;
@@ -91,10 +96,11 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
       });
   server->service_ = std::make_unique<CloudServiceImpl>(
       server->runner_.get(), server->batcher_.get(), metrics,
-      CloudServiceImpl::Options{});
+      server->access_.get(), CloudServiceImpl::Options{});
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
-      NewServerBuilder(config.limits().max_message_bytes());
+      NewServerBuilder(config.limits().max_message_bytes(),
+                       config.limits().max_concurrent_streams());
   grpc::ServerBuilder& builder = *builder_owner;
   // Let edges keep idle connections warm with pings every 10 s.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -107,7 +113,7 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
                                config.drain_timeout_ms());
   }
   const bool unix_socket = absl::StartsWith(config.listen(), "unix:");
-  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(config.listen(), credentials,
                            unix_socket ? nullptr : &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
@@ -115,6 +121,8 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen()));
   }
+  RETURN_IF_ERROR(
+      SetUnixSocketMode(config.listen(), config.security().unix_socket_mode()));
   SetReady(server->server_.get(), tandem::v1::CloudService::service_full_name(),
            false);
   if (!config.metrics_listen().empty()) {
@@ -126,7 +134,8 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(
                      << ")";
   }
   TANDEM_LOG(INFO) << "tandem-cloud listening on " << config.listen()
-                   << " (port " << server->port_ << "), loading models from "
+                   << " (port " << server->port_ << ", "
+                   << SecuritySummary(config) << "), loading models from "
                    << config.model_repository();
 
   ASSIGN_OR_RETURN(
@@ -229,6 +238,10 @@ void CloudServer::Shutdown() {
   if (server_ != nullptr) server_->Wait();
   // Last, so that a final scrape can see the drain.
   metrics_server_.reset();
+}
+
+absl::Status CloudServer::ReloadSecurity() {
+  return tandem::ReloadSecurity(*access_, ServerTlsFilesOf(config_));
 }
 
 int CloudServer::metrics_port() const {

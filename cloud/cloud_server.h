@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/access_control.h"
 #include "common/metrics.h"
 #include "tandem/v1/daemon_config.pb.h"
 
@@ -66,6 +67,10 @@ class CloudServer {
   // listed by ListModels). Other config fields need a restart.
   absl::Status ReloadModels() ABSL_LOCKS_EXCLUDED(reload_mu_);
 
+  // SIGHUP: re-reads the bearer tokens and checks the TLS files (see
+  // ReloadSecurity in common/grpc_server.h).
+  absl::Status ReloadSecurity();
+
   // The /metrics port (0 when config.metrics_listen is empty).
   int metrics_port() const;
   void Shutdown();
@@ -86,6 +91,7 @@ class CloudServer {
   tandem::v1::CloudConfig config_;
   MetricsRegistry registry_;
   std::unique_ptr<CloudMetrics> metrics_;
+  std::unique_ptr<AccessControl> access_;
   std::unique_ptr<ContinueRunner> runner_;
   std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<CloudServiceImpl> service_;

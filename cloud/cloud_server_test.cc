@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "cloud/cloud_service.h"
 #include "common/grpc_status.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -153,6 +154,48 @@ TEST_F(CloudServerTest, StreamAnswersEveryRequestWithItsOwnStatus) {
   EXPECT_EQ(ids.size(), static_cast<size_t>(kRequests));
   EXPECT_EQ(not_found, kRequests / 5);
   EXPECT_EQ(expired, kRequests / 5);
+}
+
+TEST_F(CloudServerTest, AStreamWhoseAnswersAreNotReadIsNotReadFromEither) {
+  // A client that does not read: once its receive window is full (a fixed
+  // 64 KiB here) the server's writes wait, its backlog fills, and it stops
+  // reading the requests.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stub = tandem::v1::CloudService::NewStub(grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(server_->port()),
+      grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  auto stream = stub->ContinueStream(&context);
+  const int64_t before = server_->continue_requests();
+  constexpr int kRequests = 5000;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) {
+      ContinueRequest request = Request();
+      request.set_id(std::to_string(i));
+      if (!stream->Write(request)) return;
+    }
+    stream->WritesDone();
+  });
+  // The count of requests read settles below what was sent.
+  int64_t read = -1;
+  for (int i = 0; i < 100; ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    const int64_t now = server_->continue_requests() - before;
+    if (now == read) break;
+    read = now;
+  }
+  EXPECT_LT(read, kRequests);
+  // Reading the answers lets the rest in, and every request is answered.
+  int answered = 0;
+  ContinueResponse response;
+  while (stream->Read(&response)) {
+    EXPECT_EQ(response.status_code(), 0) << response.status_message();
+    ++answered;
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered, kRequests);
 }
 
 TEST_F(CloudServerTest, ProbeEchoesSizes) {

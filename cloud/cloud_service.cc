@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/grpc_server.h"
 #include "common/grpc_status.h"
 #include "models/model_repository.h"
 
@@ -23,6 +24,16 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
+// A stream refused at its start (its caller did not authenticate).
+class RefusedStream
+    : public grpc::ServerBidiReactor<ContinueRequest, ContinueResponse> {
+ public:
+  explicit RefusedStream(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 // One ContinueStream: each request read is queued on the batcher as soon
@@ -32,7 +43,8 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 class CloudServiceImpl::StreamReactor
     : public grpc::ServerBidiReactor<ContinueRequest, ContinueResponse> {
  public:
-  explicit StreamReactor(CloudServiceImpl* service) : service_(service) {
+  StreamReactor(CloudServiceImpl* service, AccessControl::Caller caller)
+      : service_(service), caller_(std::move(caller)) {
     StartRead(&request_);
   }
 
@@ -57,11 +69,19 @@ class CloudServiceImpl::StreamReactor
       ++pending_work_;
     }
     service_->Submit(
-        request, deadline,
+        caller_, request, deadline,
         [this, id = request->id()](absl::StatusOr<ContinueResponse> result) {
           Complete(id, std::move(result));
         });
-    StartRead(&request_);
+    // A client that sends faster than it reads is not read from while its
+    // backlog is full: HTTP/2 flow control then holds its writes.
+    bool read_next;
+    {
+      absl::MutexLock lock(&mu_);
+      read_paused_ = Backlog() >= service_->options_.max_stream_backlog;
+      read_next = !read_paused_;
+    }
+    if (read_next) StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -71,6 +91,7 @@ class CloudServiceImpl::StreamReactor
       if (!ok) broken_ = true;
       outbox_.pop_front();
     }
+    ResumeReadingIfRoom();
     Pump();
   }
 
@@ -95,7 +116,23 @@ class CloudServiceImpl::StreamReactor
       if (!broken_) outbox_.push_back(std::move(response));
       --pending_work_;
     }
+    ResumeReadingIfRoom();  // A broken stream's backlog shrinks here.
     Pump();
+  }
+
+  // Requests read and not yet written back.
+  int Backlog() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_work_ + static_cast<int>(outbox_.size());
+  }
+
+  void ResumeReadingIfRoom() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!read_paused_ || Backlog() >= service_->options_.max_stream_backlog)
+        return;
+      read_paused_ = false;
+    }
+    StartRead(&request_);
   }
 
   // Starts the next write, or finishes the stream once everything is done.
@@ -119,6 +156,7 @@ class CloudServiceImpl::StreamReactor
   }
 
   CloudServiceImpl* const service_;
+  const AccessControl::Caller caller_;
   ContinueRequest request_;  // Filled by the read in flight.
   absl::Mutex mu_;
   std::deque<ContinueResponse> outbox_ ABSL_GUARDED_BY(mu_);
@@ -128,25 +166,38 @@ class CloudServiceImpl::StreamReactor
   bool broken_ ABSL_GUARDED_BY(mu_) =
       false;  // A write failed: the client is gone.
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // No read in flight: the backlog reached Options::max_stream_backlog.
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 CloudServiceImpl::CloudServiceImpl(ContinueRunner* runner,
                                    DynamicBatcher* batcher,
-                                   CloudMetrics* metrics, Options options)
+                                   CloudMetrics* metrics, AccessControl* access,
+                                   Options options)
     : runner_(runner),
       batcher_(batcher),
       metrics_(metrics),
+      access_(access),
       options_(options) {}
 
-void CloudServiceImpl::Submit(std::shared_ptr<const ContinueRequest> request,
+void CloudServiceImpl::Submit(const AccessControl::Caller& caller,
+                              std::shared_ptr<const ContinueRequest> request,
                               absl::Time deadline, DynamicBatcher::Done done) {
   const absl::Time received = RealClock()->Now();
+  // The model right first: a token without it learns nothing of the rest.
+  absl::StatusOr<AccessControl::Admission> admitted = access_->Admit(
+      caller, request->model_name(), DecodedInputBytes(*request));
   std::string version;
-  absl::Status status = runner_->Precheck(*request, &version);
+  absl::Status status = admitted.status();
+  if (status.ok()) status = runner_->Precheck(*request, &version);
   auto key = std::make_shared<const CloudMetrics::Key>(
       CloudMetrics::KeyOf(*request, std::move(version), status.ok()));
-  DynamicBatcher::Done counted = [this, key, received, done = std::move(done)](
+  auto admission = std::make_shared<AccessControl::Admission>(
+      admitted.ok() ? *std::move(admitted) : AccessControl::Admission());
+  DynamicBatcher::Done counted = [this, key, received, admission,
+                                  done = std::move(done)](
                                      absl::StatusOr<ContinueResponse> result) {
+    *admission = AccessControl::Admission();  // Freed before the answer.
     metrics_->OnRequest(*key, result.status(), RealClock()->Now() - received);
     done(std::move(result));
   };
@@ -170,9 +221,15 @@ grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
     ContinueResponse* response) {
   ++continue_requests_;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<AccessControl::Caller> caller = CallerOf(*access_, *context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   // gRPC keeps `request` alive until the reactor finishes, which happens
   // only in `done`: the batcher may borrow it.
-  Submit(std::shared_ptr<const ContinueRequest>(request,
+  Submit(*caller,
+         std::shared_ptr<const ContinueRequest>(request,
                                                 [](const ContinueRequest*) {}),
          DeadlineOf(context),
          [response, reactor](absl::StatusOr<ContinueResponse> result) {
@@ -184,18 +241,25 @@ grpc::ServerUnaryReactor* CloudServiceImpl::Continue(
 
 grpc::ServerBidiReactor<ContinueRequest, ContinueResponse>*
 CloudServiceImpl::ContinueStream(grpc::CallbackServerContext* context) {
-  return new StreamReactor(this);
+  absl::StatusOr<AccessControl::Caller> caller = CallerOf(*access_, *context);
+  if (!caller.ok()) return new RefusedStream(caller.status());
+  return new StreamReactor(this, *std::move(caller));
 }
 
 grpc::ServerUnaryReactor* CloudServiceImpl::Probe(
     grpc::CallbackServerContext* context,
     const tandem::v1::ProbeRequest* request,
     tandem::v1::ProbeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<AccessControl::Caller> caller = CallerOf(*access_, *context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   response->set_received_bytes(static_cast<int64_t>(request->payload().size()));
   const int64_t wanted = std::clamp<int64_t>(request->response_bytes(), 0,
                                              options_.max_probe_response_bytes);
   response->mutable_payload()->assign(static_cast<size_t>(wanted), '\0');
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -205,6 +269,14 @@ grpc::ServerUnaryReactor* CloudServiceImpl::GetProfile(
     const tandem::v1::GetProfileRequest* request,
     tandem::v1::GetProfileResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<AccessControl::Caller> caller = CallerOf(*access_, *context);
+  absl::Status allowed = caller.status();
+  if (allowed.ok())
+    allowed = AccessControl::CheckModel(*caller, request->model_name());
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<tandem::v1::ModelProfile> profile =
       runner_->Profile(request->model_name());
   if (profile.ok()) {
@@ -220,6 +292,12 @@ grpc::ServerUnaryReactor* CloudServiceImpl::ListModels(
     grpc::CallbackServerContext* context,
     const tandem::v1::ListCloudModelsRequest* request,
     tandem::v1::ListCloudModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<AccessControl::Caller> caller = CallerOf(*access_, *context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   std::map<std::string, std::string> errors;
   {
     absl::MutexLock lock(&errors_mu_);
@@ -229,6 +307,7 @@ grpc::ServerUnaryReactor* CloudServiceImpl::ListModels(
   std::set<std::string> listed;
   if (repository != nullptr) {
     for (const ProgressiveModel* model : repository->all_versions()) {
+      if (!AccessControl::CheckModel(*caller, model->name()).ok()) continue;
       tandem::v1::CloudModelState* state = response->add_models();
       state->set_name(model->name());
       state->set_version(model->version());
@@ -240,13 +319,15 @@ grpc::ServerUnaryReactor* CloudServiceImpl::ListModels(
     }
   }
   for (const auto& [name, reason] : errors) {
-    if (listed.count(name) > 0) continue;
+    if (listed.count(name) > 0 ||
+        !AccessControl::CheckModel(*caller, name).ok()) {
+      continue;
+    }
     tandem::v1::CloudModelState* state = response->add_models();
     state->set_name(name);
     state->set_ready(false);
     state->set_reason(reason);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -3,8 +3,13 @@
 // batcher's instances (unary calls and stream messages alike), and the
 // reactor finishes when it is done, so gRPC's threads never block.
 //
-// Thread-safe. Borrows the runner, the batcher and the metrics, which must
-// outlive it.
+// Every call but health is authenticated by the server's AccessControl
+// (UNAUTHENTICATED; a stream at its start), and every Continue request, unary
+// or streamed, admitted: PERMISSION_DENIED for a model its token does not
+// cover, RESOURCE_EXHAUSTED over the caller's or the tensor budget.
+//
+// Thread-safe. Borrows the runner, the batcher, the metrics and the access
+// control, which must outlive it.
 #ifndef TANDEM_CLOUD_CLOUD_SERVICE_H_
 #define TANDEM_CLOUD_CLOUD_SERVICE_H_
 
@@ -17,6 +22,7 @@
 #include "cloud/cloud_metrics.h"
 #include "cloud/continue_runner.h"
 #include "cloud/dynamic_batcher.h"
+#include "common/access_control.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
 namespace tandem {
@@ -27,10 +33,15 @@ class CloudServiceImpl final
   struct Options {
     // Largest Probe response (the rest of a bigger ask is not sent).
     int64_t max_probe_response_bytes = 16 << 20;
+    // Requests of one ContinueStream read but not yet answered back; at
+    // this many the stream is not read until a response is written, so a
+    // client that does not read its responses cannot grow them unbounded.
+    int max_stream_backlog = 64;
   };
 
   CloudServiceImpl(ContinueRunner* runner, DynamicBatcher* batcher,
-                   CloudMetrics* metrics, Options options);
+                   CloudMetrics* metrics, AccessControl* access,
+                   Options options);
 
   grpc::ServerUnaryReactor* Continue(
       grpc::CallbackServerContext* context,
@@ -63,15 +74,18 @@ class CloudServiceImpl final
  private:
   class StreamReactor;
 
-  // Checks `request` and queues it on the batcher; `done` gets the result
-  // (also when it is refused: then before this returns), and the request's
-  // metrics are counted on the way.
-  void Submit(std::shared_ptr<const tandem::v1::ContinueRequest> request,
+  // Admits `request` for `caller`, checks it and queues it on the batcher;
+  // `done` gets the result (also when it is refused: then before this
+  // returns), and the request's metrics are counted on the way. The
+  // admission is held until `done` runs.
+  void Submit(const AccessControl::Caller& caller,
+              std::shared_ptr<const tandem::v1::ContinueRequest> request,
               absl::Time deadline, DynamicBatcher::Done done);
 
   ContinueRunner* const runner_;
   DynamicBatcher* const batcher_;
   CloudMetrics* const metrics_;
+  AccessControl* const access_;
   const Options options_;
   std::atomic<int64_t> continue_requests_{0};
   absl::Mutex errors_mu_;

@@ -11,6 +11,8 @@ packages=(
   protobuf-compiler libabsl-dev libzstd-dev zlib1g-dev libpng-dev
   # The daemons' Prometheus /metrics endpoint.
   libcpp-httplib-dev
+  # TLS: certificate checks, and the test CA deploy/make_test_ca.sh makes.
+  libssl-dev openssl
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev python3-grpcio python3-protobuf
   # Deployment tests: manifest parsing, and a Debian root with the runtime

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/grpc_tls.h"
+#include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
@@ -15,11 +17,20 @@ int Millis(absl::Duration d) {
   return static_cast<int>(absl::ToInt64Milliseconds(d));
 }
 
-template <typename Response, typename Call>
-absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
-  grpc::ClientContext context;
+// Sets a call's deadline and credentials.
+void Prepare(absl::Time deadline, const std::string& authorization,
+             grpc::ClientContext* context) {
   if (deadline != absl::InfiniteFuture())
-    context.set_deadline(absl::ToChronoTime(deadline));
+    context->set_deadline(absl::ToChronoTime(deadline));
+  if (!authorization.empty())
+    context->AddMetadata("authorization", authorization);
+}
+
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(absl::Time deadline,
+                               const std::string& authorization, Call call) {
+  grpc::ClientContext context;
+  Prepare(deadline, authorization, &context);
   Response response;
   const grpc::Status status = call(&context, &response);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -28,15 +39,17 @@ absl::StatusOr<Response> Unary(absl::Time deadline, Call call) {
 
 class GrpcCloudLink : public CloudLink {
  public:
-  explicit GrpcCloudLink(std::shared_ptr<grpc::Channel> channel)
+  GrpcCloudLink(std::shared_ptr<grpc::Channel> channel,
+                const std::string& bearer_token)
       : channel_(std::move(channel)),
-        stub_(tandem::v1::CloudService::NewStub(channel_)) {}
+        stub_(tandem::v1::CloudService::NewStub(channel_)),
+        authorization_(bearer_token.empty() ? "" : "Bearer " + bearer_token) {}
 
   absl::StatusOr<tandem::v1::ContinueResponse> Continue(
       const tandem::v1::ContinueRequest& request,
       absl::Time deadline) override {
     return Unary<tandem::v1::ContinueResponse>(
-        deadline, [&](auto* context, auto* response) {
+        deadline, authorization_, [&](auto* context, auto* response) {
           return stub_->Continue(context, request, response);
         });
   }
@@ -52,8 +65,7 @@ class GrpcCloudLink : public CloudLink {
       ContinueCallback done;
     };
     auto* call = new Call;
-    if (deadline != absl::InfiniteFuture())
-      call->context.set_deadline(absl::ToChronoTime(deadline));
+    Prepare(deadline, authorization_, &call->context);
     call->request = std::move(request);
     call->done = std::move(done);
     stub_->async()->Continue(&call->context, &call->request, &call->response,
@@ -70,7 +82,7 @@ class GrpcCloudLink : public CloudLink {
   absl::StatusOr<tandem::v1::ProbeResponse> Probe(
       const tandem::v1::ProbeRequest& request, absl::Time deadline) override {
     return Unary<tandem::v1::ProbeResponse>(
-        deadline, [&](auto* context, auto* response) {
+        deadline, authorization_, [&](auto* context, auto* response) {
           return stub_->Probe(context, request, response);
         });
   }
@@ -80,7 +92,7 @@ class GrpcCloudLink : public CloudLink {
     tandem::v1::GetProfileRequest request;
     request.set_model_name(model);
     return Unary<tandem::v1::GetProfileResponse>(
-        deadline, [&](auto* context, auto* response) {
+        deadline, authorization_, [&](auto* context, auto* response) {
           return stub_->GetProfile(context, request, response);
         });
   }
@@ -88,12 +100,13 @@ class GrpcCloudLink : public CloudLink {
  private:
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
+  const std::string authorization_;  // "Bearer TOKEN", or empty.
 };
 
 }  // namespace
 
-std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address,
-                                             const Options& options) {
+absl::StatusOr<std::unique_ptr<CloudLink>> CloudLink::Create(
+    const std::string& address, const Options& options) {
   grpc::ChannelArguments args;
   const int max_message = static_cast<int>(std::min<int64_t>(
       options.max_message_bytes, std::numeric_limits<int>::max()));
@@ -122,8 +135,14 @@ std::unique_ptr<CloudLink> CloudLink::Create(const std::string& address,
       absl::StrCat(R"({"loadBalancingConfig": [{"round_robin": {}}],)",
                    R"( "healthCheckConfig": {"serviceName": ")",
                    tandem::v1::CloudService::service_full_name(), R"("}})"));
-  return std::make_unique<GrpcCloudLink>(grpc::CreateCustomChannel(
-      address, grpc::InsecureChannelCredentials(), args));
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (options.tls.enabled()) {
+    ASSIGN_OR_RETURN(credentials, TlsChannelCredentials(options.tls, &args));
+  }
+  return std::make_unique<GrpcCloudLink>(
+      grpc::CreateCustomChannel(address, credentials, args),
+      options.bearer_token);
 }
 
 }  // namespace tandem

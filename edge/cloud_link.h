@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/tls_files.h"
 #include "tandem/v1/cloud_service.pb.h"
 
 namespace tandem {
@@ -26,14 +27,17 @@ class CloudLink {
     absl::Duration keepalive_timeout = absl::Seconds(5);
     absl::Duration initial_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(5);
+    ClientTlsFiles tls;        // TLS when tls.ca is set; mutual with a cert.
+    std::string bearer_token;  // Sent as 'authorization: Bearer ...'.
   };
 
   // Creates the channel; does not wait for a connection. `address` is any
   // gRPC target: "host:port" or "dns:///name:port" (round-robins over the
   // replicas the name resolves to), "ipv4:127.0.0.1:8500,127.0.0.1:8501"
-  // (round-robins over the list), "unix:/path".
-  static std::unique_ptr<CloudLink> Create(const std::string& address,
-                                           const Options& options);
+  // (round-robins over the list), "unix:/path". Fails only on TLS files
+  // that cannot be read or do not parse.
+  static absl::StatusOr<std::unique_ptr<CloudLink>> Create(
+      const std::string& address, const Options& options);
   virtual ~CloudLink() = default;
 
   using ContinueCallback =

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "common/access_control.h"
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -28,6 +29,29 @@
 
 namespace tandem {
 namespace {
+
+// The gRPC link to the cloud the config names, with its TLS files and the
+// bearer token from cloud_token_file.
+absl::StatusOr<std::unique_ptr<CloudLink>> CreateCloudLink(
+    const tandem::v1::EdgeConfig& config) {
+  CloudLink::Options options;
+  options.max_message_bytes = config.limits().max_message_bytes();
+  options.tls.ca = config.cloud_tls().ca();
+  options.tls.cert = config.cloud_tls().cert();
+  options.tls.key = config.cloud_tls().key();
+  options.tls.server_name = config.cloud_tls().server_name();
+  if (!options.tls.enabled() &&
+      !(options.tls.cert.empty() && options.tls.key.empty() &&
+        options.tls.server_name.empty())) {
+    return absl::InvalidArgumentError(
+        "cloud_tls needs its ca (the CA that signed the cloud's certificate)");
+  }
+  if (!config.cloud_token_file().empty()) {
+    ASSIGN_OR_RETURN(options.bearer_token,
+                     ReadBearerToken(config.cloud_token_file()));
+  }
+  return CloudLink::Create(config.cloud(), options);
+}
 
 using tandem::v1::ContinueRequest;
 using tandem::v1::ContinueResponse;
@@ -184,6 +208,10 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "max_batch ", config.max_batch(), " is outside [0, ", kMaxBatch, "]"));
   }
+  if (cloud == nullptr && !config.cloud().empty()) {
+    // Before the models load: bad TLS or token files fail the start at once.
+    ASSIGN_OR_RETURN(cloud, CreateCloudLink(config));
+  }
   AddProcessMetrics(&agent->registry_);
   agent->metrics_ = std::make_unique<EdgeMetrics>(&agent->registry_);
   agent->limits_.max_tensor_bytes = config.limits().max_tensor_bytes();
@@ -202,13 +230,7 @@ absl::StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(
       agent->repository_,
       ModelRepository::Load(config.model_repository(), load_options));
   RETURN_IF_ERROR(agent->ValidatePolicies(config));
-  if (cloud != nullptr) {
-    agent->cloud_ = std::move(cloud);
-  } else if (!config.cloud().empty()) {
-    CloudLink::Options link_options;
-    link_options.max_message_bytes = config.limits().max_message_bytes();
-    agent->cloud_ = CloudLink::Create(config.cloud(), link_options);
-  }
+  agent->cloud_ = std::move(cloud);
   ASSIGN_OR_RETURN(agent->keeper_,
                    PlanKeeper::Create(config, agent->repository_.get(),
                                       agent->cloud_.get(), agent->clock_));

@@ -4,10 +4,15 @@
 //               --cloud=cloud.example:8500
 //               --model_repository=/var/lib/tandem/models
 //               [--config=/etc/tandem/edge.pbtxt] [--port_file=PATH]
+//               [--tls_cert=PEM --tls_key=PEM [--tls_client_ca=PEM]]
+//               [--auth_tokens=FILE] [--cloud_tls_ca=PEM
+//               [--cloud_tls_cert=PEM --cloud_tls_key=PEM]]
+//               [--cloud_token_file=FILE]
 //
 // Flags override the config file (protobuf text, tandem.v1.EdgeConfig).
 // SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the per-model policies
-// from --config, keeping the old ones when the new file is invalid. Speaks
+// from --config, keeping the old ones when the new file is invalid, re-reads
+// the bearer tokens and checks the TLS files. Speaks
 // systemd's notify protocol (READY, RELOADING, STOPPING) when NOTIFY_SOCKET
 // is set.
 #include <signal.h>
@@ -21,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/security_flags.h"
 #include "common/text_proto.h"
 #include "edge/edge_agent.h"
 #include "edge/edge_server.h"
@@ -47,6 +53,16 @@ ABSL_FLAG(std::string, scheduling_policy, "",
           "Block scheduler order: tandem_rt (default), fifo, edf_request, "
           "fixed_priority, edf_early_drop, least_slack, imprecise_edf");
 ABSL_FLAG(std::string, device, "", "Where blocks run: cpu (default), cuda:N");
+ABSL_FLAG(std::string, cloud_tls_ca, "",
+          "PEM CA that signed the cloud's certificate: TLS to the cloud");
+ABSL_FLAG(std::string, cloud_tls_cert, "",
+          "PEM certificate the edge presents to the cloud (mutual TLS)");
+ABSL_FLAG(std::string, cloud_tls_key, "",
+          "PEM private key of --cloud_tls_cert");
+ABSL_FLAG(std::string, cloud_tls_server_name, "",
+          "Name the cloud's certificate must carry, if not the --cloud host");
+ABSL_FLAG(std::string, cloud_token_file, "",
+          "File with the bearer token the edge sends the cloud");
 ABSL_FLAG(std::vector<std::string>, split, {},
           "Per-model split points, e.g. fmnist_branchy=2,camera_branchy=3 (-1: "
           "edge-only)");
@@ -70,6 +86,20 @@ absl::StatusOr<tandem::v1::EdgeConfig> ConfigFromFlags() {
   }
   if (!absl::GetFlag(FLAGS_cloud).empty())
     config.set_cloud(absl::GetFlag(FLAGS_cloud));
+  std::string error;
+  if (!ApplySecurityFlags(config.mutable_security(), &error))
+    return absl::InvalidArgumentError(error);
+  tandem::v1::ClientTls* cloud_tls = config.mutable_cloud_tls();
+  if (!absl::GetFlag(FLAGS_cloud_tls_ca).empty())
+    cloud_tls->set_ca(absl::GetFlag(FLAGS_cloud_tls_ca));
+  if (!absl::GetFlag(FLAGS_cloud_tls_cert).empty())
+    cloud_tls->set_cert(absl::GetFlag(FLAGS_cloud_tls_cert));
+  if (!absl::GetFlag(FLAGS_cloud_tls_key).empty())
+    cloud_tls->set_key(absl::GetFlag(FLAGS_cloud_tls_key));
+  if (!absl::GetFlag(FLAGS_cloud_tls_server_name).empty())
+    cloud_tls->set_server_name(absl::GetFlag(FLAGS_cloud_tls_server_name));
+  if (!absl::GetFlag(FLAGS_cloud_token_file).empty())
+    config.set_cloud_token_file(absl::GetFlag(FLAGS_cloud_token_file));
   if (!absl::GetFlag(FLAGS_metrics_listen).empty())
     config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   if (!absl::GetFlag(FLAGS_model_repository).empty()) {
@@ -122,6 +152,10 @@ void Reload(EdgeServer& server) {
   } else {
     TANDEM_LOG(ERROR) << "SIGHUP: keeping the old configuration: " << status;
   }
+  // Tokens and TLS files as the daemon started with (the paths do not
+  // change on reload; their contents do).
+  status = server.ReloadSecurity();
+  if (!status.ok()) TANDEM_LOG(ERROR) << "SIGHUP: " << status;
   (void)NotifySystemd("READY=1");
 }
 

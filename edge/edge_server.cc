@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/access_control.h"
+#include "common/daemon.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/metrics_server.h"
@@ -20,12 +22,25 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
     tandem::v1::EdgeConfig config) {
   config = WithEdgeDefaults(std::move(config));
   std::unique_ptr<EdgeServer> server(new EdgeServer());
+  server->config_ = config;
   server->drain_timeout_ms_ = config.drain_timeout_ms();
+  // Security first: bad token or TLS files fail the start before the
+  // models load.
+  ASSIGN_OR_RETURN(server->access_,
+                   AccessControl::Create(AccessOptionsOf(config)));
+  std::vector<std::shared_ptr<grpc::ServerCredentials>> credentials;
+  for (const std::string& address : config.listen()) {
+    credentials.emplace_back();
+    ASSIGN_OR_RETURN(credentials.back(),
+                     ListenerCredentials(address, ServerTlsFilesOf(config)));
+  }
   ASSIGN_OR_RETURN(server->agent_, EdgeAgent::Create(config));
-  server->service_ = std::make_unique<EdgeServiceImpl>(server->agent_.get());
+  server->service_ = std::make_unique<EdgeServiceImpl>(server->agent_.get(),
+                                                       server->access_.get());
 
   std::unique_ptr<grpc::ServerBuilder> builder_owner =
-      NewServerBuilder(config.limits().max_message_bytes());
+      NewServerBuilder(config.limits().max_message_bytes(),
+                       config.limits().max_concurrent_streams());
   grpc::ServerBuilder& builder = *builder_owner;
   server->ports_.assign(config.listen_size(), 0);
   for (int i = 0; i < config.listen_size(); ++i) {
@@ -36,7 +51,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
       std::error_code ignored;
       std::filesystem::remove(address.substr(5), ignored);
     }
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+    builder.AddListeningPort(address, credentials[i],
                              unix_socket ? nullptr : &server->ports_[i]);
   }
   builder.RegisterService(server->service_.get());
@@ -44,6 +59,10 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
   if (server->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", absl::StrJoin(config.listen(), ", ")));
+  }
+  for (const std::string& address : config.listen()) {
+    RETURN_IF_ERROR(
+        SetUnixSocketMode(address, config.security().unix_socket_mode()));
   }
   if (!config.metrics_listen().empty()) {
     ASSIGN_OR_RETURN(server->metrics_server_,
@@ -62,13 +81,18 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(
   SetReady(server->server_.get(), tandem::v1::EdgeService::service_full_name(),
            true);
   TANDEM_LOG(INFO) << "tandem-edge serving on "
-                   << absl::StrJoin(config.listen(), ", ")
+                   << absl::StrJoin(config.listen(), ", ") << " ("
+                   << SecuritySummary(config) << ")"
                    << (config.cloud().empty() ? " (edge-only)"
                                               : ", cloud at " + config.cloud());
   return server;
 }
 
 EdgeServer::~EdgeServer() { Shutdown(); }
+
+absl::Status EdgeServer::ReloadSecurity() {
+  return tandem::ReloadSecurity(*access_, ServerTlsFilesOf(config_));
+}
 
 int EdgeServer::metrics_port() const {
   return metrics_server_ == nullptr ? 0 : metrics_server_->port();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "tandem/v1/daemon_config.pb.h"
 
@@ -20,6 +21,7 @@ class Server;
 
 namespace tandem {
 
+class AccessControl;
 class EdgeAgent;
 class EdgeServiceImpl;
 class MetricsServer;
@@ -37,11 +39,16 @@ class EdgeServer {
   // The /metrics port (0 when config.metrics_listen is empty).
   int metrics_port() const;
   EdgeAgent* agent() { return agent_.get(); }
+  // SIGHUP: re-reads the bearer tokens and checks the TLS files (see
+  // ReloadSecurity in common/grpc_server.h).
+  absl::Status ReloadSecurity();
   void Shutdown();
 
  private:
   EdgeServer() = default;
 
+  tandem::v1::EdgeConfig config_;
+  std::unique_ptr<AccessControl> access_;
   std::unique_ptr<EdgeAgent> agent_;
   std::unique_ptr<EdgeServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -2,10 +2,17 @@
 // requests are prepared and handed to the agent's block scheduler; the
 // handlers never block gRPC's threads.
 //
-// Thread-safe. Borrows the agent, which must outlive it.
+// Every call but health is authenticated, and Infer admitted, by the
+// server's AccessControl: UNAUTHENTICATED, PERMISSION_DENIED (a token
+// without the model) and RESOURCE_EXHAUSTED (the caller's or the tensor
+// budget) before any work.
+//
+// Thread-safe. Borrows the agent and the access control, which must
+// outlive it.
 #ifndef TANDEM_EDGE_EDGE_SERVICE_H_
 #define TANDEM_EDGE_EDGE_SERVICE_H_
 
+#include "common/access_control.h"
 #include "edge/edge_agent.h"
 #include "tandem/v1/edge_service.grpc.pb.h"
 
@@ -13,7 +20,7 @@ namespace tandem {
 
 class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
  public:
-  explicit EdgeServiceImpl(EdgeAgent* agent);
+  EdgeServiceImpl(EdgeAgent* agent, AccessControl* access);
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
                                   const tandem::v1::InferRequest* request,
@@ -33,6 +40,7 @@ class EdgeServiceImpl final : public tandem::v1::EdgeService::CallbackService {
 
  private:
   EdgeAgent* const agent_;
+  AccessControl* const access_;
 };
 
 }  // namespace tandem

@@ -30,6 +30,7 @@ TEST(ConfigSamples, EdgeSampleParses) {
       ReadTextProtoFile(SourceDir() + "/deploy/config/edge.pbtxt", &config));
   EXPECT_FALSE(config.cloud().empty());
   EXPECT_GT(config.models_size(), 0);
+  EXPECT_EQ(config.security().unix_socket_mode(), 0660u);  // Octal parses.
 }
 
 }  // namespace

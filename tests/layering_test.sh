@@ -26,7 +26,7 @@ torch='torch/|ATen/|c10/'
 grpc='grpcpp/|grpc/|.*\.grpc\.pb\.h'
 forbid common "models/|partitioner/|edge/|cloud/|tools/" "common is layer 1"
 forbid common "$torch" "common must not include LibTorch"
-forbid common "$grpc" "only common/grpc_*.{h,cc} (tandem::common_grpc) may include gRPC" '^common/grpc_(status|server)\.'
+forbid common "$grpc" "only common/grpc_*.{h,cc} (tandem::common_grpc) may include gRPC" '^common/grpc_(status|server|tls)\.'
 forbid models "partitioner/|edge/|cloud/|tools/" "models is layer 2"
 forbid models "$grpc" "models must not include gRPC"
 forbid partitioner "models/|edge/|cloud/|tools/" "partitioner is layer 2, sibling of models"

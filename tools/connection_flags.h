@@ -13,14 +13,21 @@
 
 ABSL_DECLARE_FLAG(std::string, edge);
 ABSL_DECLARE_FLAG(std::string, token);
+ABSL_DECLARE_FLAG(std::string, token_file);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(std::string, tls_client_cert);
+ABSL_DECLARE_FLAG(std::string, tls_client_key);
+ABSL_DECLARE_FLAG(std::string, tls_server_name);
 ABSL_DECLARE_FLAG(int, connect_timeout_ms);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(bool, json);
 
 namespace tandem {
 
-// Connects to --edge with --token and --connect_timeout_ms.
-// INVALID_ARGUMENT when --edge is empty.
+// Connects to --edge with --token (or --token_file), TLS when --tls_ca is
+// set (mutual with --tls_client_cert/--tls_client_key), and
+// --connect_timeout_ms. INVALID_ARGUMENT when --edge is empty or a TLS or
+// token file is unusable.
 absl::StatusOr<std::unique_ptr<Client>> ConnectFromFlags();
 
 }  // namespace tandem

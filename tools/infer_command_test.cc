@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -210,6 +212,7 @@ TEST_F(InferCommandTest, ImageFile) {
       ::testing::TempDir(), "/infer_command_test_", getpid(), ".pgm");
   std::ofstream(path, std::ios::binary) << "P5 56 56 255\n"
                                         << std::string(56 * 56, '\x80');
+  absl::Cleanup remove = [&] { std::remove(path.c_str()); };
   InferCommandOptions options;
   options.model = "fmnist_branchy";
   options.image = path;

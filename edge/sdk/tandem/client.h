@@ -146,8 +146,12 @@ struct ModelInfo {
 struct ClientOptions {
   // Largest message sent or received.
   int max_message_bytes = 64 << 20;
-  // Null: an insecure channel (unix sockets, loopback).
+  // Null: an insecure channel (unix sockets, loopback). TLS:
+  // grpc::SslCredentials({pem_root_certs, pem_private_key, pem_cert_chain}).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // The name the agent's certificate must carry when it is not the
+  // address's host (e.g. connecting by IP to a certificate for a name).
+  std::string tls_server_name;
   // Non-empty: sent as `authorization: Bearer <token>` on every call.
   std::string bearer_token;
   // How long Connect waits for the channel to become ready.
