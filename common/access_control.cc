@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -88,11 +89,10 @@ absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(
 
 AccessControl::~AccessControl() = default;
 
-absl::StatusOr<std::vector<AccessControl::Token>> AccessControl::ReadTokens(
-    const std::string& path) {
-  std::string text;
-  RETURN_IF_ERROR(ReadFile(path, &text, kMaxTokensFileBytes));
+absl::StatusOr<std::vector<AccessControl::Token>> AccessControl::ParseTokens(
+    absl::string_view text, absl::string_view source) {
   std::vector<Token> tokens;
+  std::set<absl::string_view> seen;  // Views into `text`.
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
@@ -106,13 +106,11 @@ absl::StatusOr<std::vector<AccessControl::Token>> AccessControl::ReadTokens(
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s, line %d: a token must have %d to %d characters, this one has "
           "%d",
-          path, line_number, kMinTokenLength, kMaxTokenLength, secret.size()));
+          source, line_number, kMinTokenLength, kMaxTokenLength, secret.size()));
     }
-    for (const Token& seen : tokens) {
-      if (seen.secret == secret) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s, line %d: the same token twice", path, line_number));
-      }
+    if (!seen.insert(secret).second) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s, line %d: the same token twice", source, line_number));
     }
     Token token;
     token.secret = std::string(secret);
@@ -124,14 +122,17 @@ absl::StatusOr<std::vector<AccessControl::Token>> AccessControl::ReadTokens(
   }
   if (tokens.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": no tokens (nobody could call)"));
+        absl::StrCat(source, ": no tokens (nobody could call)"));
   }
   return tokens;
 }
 
 absl::Status AccessControl::Reload() {
   if (options_.tokens_file.empty()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<Token> tokens, ReadTokens(options_.tokens_file));
+  std::string text;
+  RETURN_IF_ERROR(ReadFile(options_.tokens_file, &text, kMaxTokensFileBytes));
+  ASSIGN_OR_RETURN(std::vector<Token> tokens,
+                   ParseTokens(text, options_.tokens_file));
   absl::MutexLock lock(&mu_);
   tokens_ = std::move(tokens);
   return absl::OkStatus();

@@ -98,18 +98,21 @@ class AccessControl {
                                   int64_t tensor_bytes)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // One line of a tokens file.
+  struct Token {
+    std::string secret;
+    Caller caller;
+  };
+  // The tokens in a tokens file's `text`; errors name `source` and the line.
+  static absl::StatusOr<std::vector<Token>> ParseTokens(
+      absl::string_view text, absl::string_view source);
+
   // Requests and tensor bytes in flight now (tests, metrics).
   int inflight(const std::string& client) const ABSL_LOCKS_EXCLUDED(mu_);
   int64_t inflight_tensor_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Token {
-    std::string secret;
-    Caller caller;
-  };
-
   explicit AccessControl(const Options& options) : options_(options) {}
-  static absl::StatusOr<std::vector<Token>> ReadTokens(const std::string& path);
   void Release(const std::string& client, int64_t bytes)
       ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -16,6 +16,12 @@ namespace {
 constexpr char kAll[] = "all-models-token-0123456789";
 constexpr char kCamera[] = "camera-only-token-0123456789";
 
+AccessControl::Caller CallerNamed(const std::string& client) {
+  AccessControl::Caller caller;
+  caller.client = client;
+  return caller;
+}
+
 class AccessControlTest : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = MakeTempDir("access_control"); }
@@ -126,7 +132,8 @@ TEST_F(AccessControlTest, EachClientHasItsOwnSlotsAndTheyComeBack) {
   options.max_inflight_per_client = 2;
   auto access = Make(options);
   ASSERT_NE(access, nullptr);
-  AccessControl::Caller a{"ipv4:10.0.0.1"}, b{"ipv4:10.0.0.2"};
+  const AccessControl::Caller a = CallerNamed("ipv4:10.0.0.1");
+  const AccessControl::Caller b = CallerNamed("ipv4:10.0.0.2");
   ASSERT_OK_AND_ASSIGN(AccessControl::Admission a1, access->Admit(a, "m", 0));
   ASSERT_OK_AND_ASSIGN(AccessControl::Admission a2, access->Admit(a, "m", 0));
   const absl::Status third = access->Admit(a, "m", 0).status();
@@ -148,7 +155,8 @@ TEST_F(AccessControlTest, TensorBytesInFlightAreCappedOverAllClients) {
   options.max_inflight_tensor_bytes = 1000;
   auto access = Make(options);
   ASSERT_NE(access, nullptr);
-  AccessControl::Caller a{"a"}, b{"b"};
+  const AccessControl::Caller a = CallerNamed("a");
+  const AccessControl::Caller b = CallerNamed("b");
   ASSERT_OK_AND_ASSIGN(AccessControl::Admission big,
                        access->Admit(a, "m", 800));
   const absl::Status over = access->Admit(b, "m", 300).status();

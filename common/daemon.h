@@ -4,6 +4,8 @@
 #ifndef TANDEM_COMMON_DAEMON_H_
 #define TANDEM_COMMON_DAEMON_H_
 
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/status/status.h"
@@ -34,8 +36,12 @@ void FillDaemonDefaults(DaemonConfig* config) {
     limits->set_max_tensor_bytes(limits->max_message_bytes());
   if (limits->max_inflight_per_client() <= 0)
     limits->set_max_inflight_per_client(256);
-  if (limits->max_inflight_tensor_bytes() <= 0)
-    limits->set_max_inflight_tensor_bytes(4 * limits->max_tensor_bytes());
+  if (limits->max_inflight_tensor_bytes() <= 0) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    limits->set_max_inflight_tensor_bytes(
+        limits->max_tensor_bytes() > kMax / 4 ? kMax
+                                              : 4 * limits->max_tensor_bytes());
+  }
   if (limits->max_concurrent_streams() <= 0)
     limits->set_max_concurrent_streams(100);
   auto* security = config->mutable_security();

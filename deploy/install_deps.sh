@@ -4,8 +4,10 @@
 set -euo pipefail
 
 packages=(
-  # Toolchain.
-  build-essential cmake ninja-build pkg-config git
+  # Toolchain. clang and its runtimes: the sanitizer trees and the fuzz
+  # targets (deploy/sanitize.sh, tests/fuzz/run.sh).
+  build-essential cmake ninja-build pkg-config git clang-14 libclang-rt-14-dev
+  zstd
   # Runtime libraries and their headers.
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libzstd-dev zlib1g-dev libpng-dev

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "models/model_config.h"
 #include "tandem/v1/model_config.pb.h"
 
 namespace tandem {
@@ -135,9 +136,6 @@ class ProgressiveModel {
   int64_t num_classes_ = 0;
   double slowdown_ = 1.0;  // ModelLoadOptions::emulated_slowdown.
 };
-
-// Checks a config on its own (before the TorchScript is read).
-absl::Status ValidateModelConfig(const tandem::v1::ModelConfig& config);
 
 }  // namespace tandem
 
