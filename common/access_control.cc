@@ -106,7 +106,8 @@ absl::StatusOr<std::vector<AccessControl::Token>> AccessControl::ParseTokens(
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s, line %d: a token must have %d to %d characters, this one has "
           "%d",
-          source, line_number, kMinTokenLength, kMaxTokenLength, secret.size()));
+          source, line_number, kMinTokenLength, kMaxTokenLength,
+          secret.size()));
     }
     if (!seen.insert(secret).second) {
       return absl::InvalidArgumentError(absl::StrFormat(

@@ -38,8 +38,8 @@ void FillDaemonDefaults(DaemonConfig* config) {
     limits->set_max_inflight_per_client(256);
   if (limits->max_inflight_tensor_bytes() <= 0) {
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-    limits->set_max_inflight_tensor_bytes(
-        limits->max_tensor_bytes() > kMax / 4 ? kMax
+    limits->set_max_inflight_tensor_bytes(limits->max_tensor_bytes() > kMax / 4
+                                              ? kMax
                                               : 4 * limits->max_tensor_bytes());
   }
   if (limits->max_concurrent_streams() <= 0)

@@ -47,7 +47,10 @@ class HeldCloudLink : public testing::FakeCloudLink {
   // Whether `n` calls are held within 10 s.
   bool WaitForHeld(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto enough = [&] { return held_.size() >= n; };
+    auto enough = [&] {
+      mu_.AssertHeld();  // Await calls it under the lock.
+      return held_.size() >= n;
+    };
     return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
   }
   // Answers the oldest held call; returns its request.

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define TANDEM_X86 1
 #endif
@@ -25,9 +26,17 @@ inline float FromBits(uint32_t u) {
 }
 
 #if TANDEM_X86
+// CPUID, not __builtin_cpu_supports: clang 14 does not know "f16c" there.
 bool HasF16c() {
-  static const bool has =
-      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    if (!(c & bit_AVX) || !(c & bit_OSXSAVE) || !(c & bit_F16C)) return false;
+    // The OS saves the AVX registers (XCR0 bits 1 and 2).
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6;
+  }();
   return has;
 }
 

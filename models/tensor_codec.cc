@@ -264,6 +264,20 @@ absl::StatusOr<at::Tensor> DecodeTensor(const TensorSpec& spec,
           ZstdDecompressExact(payload, layout.encoded_bytes, target));
       encoded = staging.data();
     }
+    // The kernels read FP16 and FP32 payloads as uint16_t / float arrays: a
+    // payload at an odd address (protobuf does not promise alignment) is
+    // copied first. Found by tests/fuzz/tensor_decode_fuzzer.
+    const size_t alignment = spec.encoding() == tandem::v1::ENCODING_FP16
+                                 ? alignof(uint16_t)
+                             : spec.encoding() == tandem::v1::ENCODING_RAW &&
+                                     layout.datatype == DataType::kFp32
+                                 ? alignof(float)
+                                 : 1;
+    std::string aligned;
+    if (reinterpret_cast<uintptr_t>(encoded) % alignment != 0) {
+      aligned.assign(encoded, static_cast<size_t>(layout.encoded_bytes));
+      encoded = aligned.data();
+    }
     // NaN and infinity are refused in the pass that decodes (validation has
     // bounded the affine parameters, so 8-bit codes always decode finite).
     const bool fp32 = layout.datatype == DataType::kFp32;

@@ -97,6 +97,24 @@ TEST(TensorCodec, Fp16ErrorWithinHalfPrecision) {
   }
 }
 
+// Found by tests/fuzz/tensor_decode_fuzzer: FP16 and FP32 payloads were read
+// as uint16_t / float arrays wherever they lay, and protobuf does not promise
+// an aligned bytes field (UBSan: misaligned load).
+TEST(TensorCodec, PayloadsAtOddAddressesDecode) {
+  const torch::Tensor t = torch::randn({1, 37});
+  for (tandem::v1::Encoding encoding :
+       {tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16}) {
+    EncodeOptions options;
+    options.encoding = encoding;
+    const Encoded e = MustEncode(t, options);
+    const std::string shifted = "x" + e.payload;  // data() + 1 is odd.
+    absl::StatusOr<at::Tensor> back =
+        DecodeTensor(e.spec, absl::string_view(shifted).substr(1), {});
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_TRUE(torch::allclose(*back, t, /*rtol=*/1e-3, /*atol=*/1e-3));
+  }
+}
+
 TEST(TensorCodec, AffineUint8ErrorWithinHalfAStep) {
   const torch::Tensor t = Activation({2, 16, 7, 7}) - 0.5;
   for (std::optional<int> axis :

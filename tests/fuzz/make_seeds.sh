@@ -24,7 +24,8 @@ tensor_seed() {  # tensor_seed NAME 'spec text' PAYLOAD_FILE
   rm -f "$spec"
 }
 
-rm -rf "$here/corpus"
+# Inputs that once crashed a target (regression_*) stay.
+find "$here/corpus" -type f ! -name "regression_*" -delete 2>/dev/null || true
 mkdir -p "$here/corpus/tensor_decode" "$here/corpus/request" "$here/corpus/config"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

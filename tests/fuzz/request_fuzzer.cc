@@ -41,12 +41,11 @@ template <typename Request>
 void ValidateInputs(const Request& request) {
   tandem::DecodeLimits limits;
   limits.max_tensor_bytes = 1 << 20;
-  for (int i = 0; i < request.inputs_size() &&
-                  i < request.raw_input_contents_size();
+  for (int i = 0;
+       i < request.inputs_size() && i < request.raw_input_contents_size();
        ++i) {
-    (void)tandem::ValidateTensorSpec(request.inputs(i),
-                                     request.raw_input_contents(i).size(),
-                                     limits);
+    (void)tandem::ValidateTensorSpec(
+        request.inputs(i), request.raw_input_contents(i).size(), limits);
   }
 }
 

@@ -6,11 +6,11 @@
 // tandem.v1.TensorSpec, then the payload. A decoded tensor must have the
 // spec's shape and, for floating types, only finite values; anything else
 // traps.
+#include <torch/torch.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/strings/string_view.h"
 #include "models/tensor_codec.h"
@@ -22,9 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size - 2 < spec_size) return 0;
   tandem::v1::TensorSpec spec;
   if (!spec.ParseFromArray(data + 2, static_cast<int>(spec_size))) return 0;
-  const absl::string_view payload(reinterpret_cast<const char*>(data) + 2 +
-                                      spec_size,
-                                  size - 2 - spec_size);
+  const absl::string_view payload(
+      reinterpret_cast<const char*>(data) + 2 + spec_size,
+      size - 2 - spec_size);
   tandem::DecodeLimits limits;
   limits.max_tensor_bytes = 1 << 20;  // Keeps iterations fast.
   absl::StatusOr<at::Tensor> tensor =
