@@ -162,9 +162,9 @@ TEST_F(CloudServerTest, AStreamWhoseAnswersAreNotReadIsNotReadFromEither) {
   // reading the requests.
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  auto stub = tandem::v1::CloudService::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(server_->port()),
-      grpc::InsecureChannelCredentials(), args));
+  auto stub = tandem::v1::CloudService::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext context;
   auto stream = stub->ContinueStream(&context);
   const int64_t before = server_->continue_requests();
