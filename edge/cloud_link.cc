@@ -1,12 +1,15 @@
 #include "edge/cloud_link.h"
 
 #include <limits>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
 #include "common/status_macros.h"
+#include "common/timer_thread.h"
 #include "grpcpp/create_channel.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 
@@ -56,25 +59,32 @@ class GrpcCloudLink : public CloudLink {
 
   void ContinueAsync(tandem::v1::ContinueRequest request, absl::Time deadline,
                      ContinueCallback done) override {
-    // The call's state lives until gRPC's callback, which may outlive the
-    // caller's frame.
-    struct Call {
-      grpc::ClientContext context;
-      tandem::v1::ContinueRequest request;
-      tandem::v1::ContinueResponse response;
-      ContinueCallback done;
-    };
-    auto* call = new Call;
+    // The call's state lives until both gRPC's callback and the guard are
+    // done with it; either may outlive the caller's frame.
+    auto call = std::make_shared<AsyncCall>();
     Prepare(deadline, authorization_, &call->context);
     call->request = std::move(request);
     call->done = std::move(done);
-    stub_->async()->Continue(&call->context, &call->request, &call->response,
+    // gRPC fails the call at its deadline, but a call whose bytes sit in a
+    // stalled socket (a cut link) completes only when TCP gives up on the
+    // connection: the guard answers at the deadline whatever the transport
+    // does, and cancels the call.
+    if (deadline != absl::InfiniteFuture()) {
+      guard_.At(deadline, [weak = std::weak_ptr<AsyncCall>(call)] {
+        std::shared_ptr<AsyncCall> late = weak.lock();
+        if (late == nullptr) return;
+        late->Finish(absl::DeadlineExceededError(
+            "no answer from the cloud by the call's deadline"));
+        late->context.TryCancel();
+      });
+    }
+    AsyncCall* raw = call.get();
+    stub_->async()->Continue(&raw->context, &raw->request, &raw->response,
                              [call](grpc::Status status) {
-                               std::unique_ptr<Call> owned(call);
                                if (status.ok()) {
-                                 owned->done(std::move(owned->response));
+                                 call->Finish(std::move(call->response));
                                } else {
-                                 owned->done(FromGrpcStatus(status));
+                                 call->Finish(FromGrpcStatus(status));
                                }
                              });
   }
@@ -98,9 +108,30 @@ class GrpcCloudLink : public CloudLink {
   }
 
  private:
+  struct AsyncCall {
+    grpc::ClientContext context;
+    tandem::v1::ContinueRequest request;
+    tandem::v1::ContinueResponse response;
+    absl::Mutex mu;
+    ContinueCallback done ABSL_GUARDED_BY(mu);  // Empty once it has run.
+
+    // Runs `done` with the first result offered; later ones are dropped.
+    void Finish(absl::StatusOr<tandem::v1::ContinueResponse> result)
+        ABSL_LOCKS_EXCLUDED(mu) {
+      ContinueCallback run;
+      {
+        absl::MutexLock lock(&mu);
+        run = std::move(done);
+        done = nullptr;
+      }
+      if (run) run(std::move(result));
+    }
+  };
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
   const std::string authorization_;  // "Bearer TOKEN", or empty.
+  TimerThread guard_;                // Deadline guards of async calls.
 };
 
 }  // namespace

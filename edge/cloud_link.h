@@ -24,9 +24,15 @@ class CloudLink {
   struct Options {
     int64_t max_message_bytes = 64 << 20;
     absl::Duration keepalive_interval = absl::Seconds(10);
-    absl::Duration keepalive_timeout = absl::Seconds(5);
+    // Also the socket's TCP_USER_TIMEOUT (gRPC sets it from this on clients):
+    // a cut link with data unacknowledged this long closes the connection,
+    // which the channel then re-dials instead of waiting out TCP's backed-off
+    // retransmissions. Not a transfer limit: a slow link still acknowledges.
+    absl::Duration keepalive_timeout = absl::Seconds(2);
+    // Reconnection backs off from initial_backoff to max_backoff: a cloud
+    // that comes back is used again within about max_backoff.
     absl::Duration initial_backoff = absl::Milliseconds(100);
-    absl::Duration max_backoff = absl::Seconds(5);
+    absl::Duration max_backoff = absl::Seconds(1);
     ClientTlsFiles tls;        // TLS when tls.ca is set; mutual with a cert.
     std::string bearer_token;  // Sent as 'authorization: Bearer ...'.
   };

@@ -17,8 +17,13 @@ using tandem::v1::ContinueRequest;
 using tandem::v1::ContinueResponse;
 using tandem::v1::InferResponse;
 
-// Time kept back from the cloud call for the answer to travel home.
-constexpr absl::Duration kReplyMargin = absl::Milliseconds(2);
+// Time kept back from the cloud call, beyond the local work, for the job's
+// hand-off to a worker and the answer's way home: a twentieth of what is
+// left, within [2 ms, 50 ms]. On a loaded device the hand-off alone can take
+// milliseconds, and a fallback that starts 2 ms before the deadline misses.
+absl::Duration ReplyMargin(absl::Duration left) {
+  return std::clamp(left / 20, absl::Milliseconds(2), absl::Milliseconds(50));
+}
 // Weight of the newest measurement in StepTimes.
 constexpr double kStepTimeWeight = 0.2;
 
@@ -256,9 +261,10 @@ Job::Next InferJob::StartOffload() {
       route.local_reserve != absl::InfiniteDuration()
           ? route.local_reserve
           : services_->keeper->EstimateLocal(model, route.split, num_blocks_);
-  absl::Time cloud_deadline = params_.deadline == absl::InfiniteFuture()
-                                  ? now + services_->cloud_timeout
-                                  : params_.deadline - local - kReplyMargin;
+  absl::Time cloud_deadline =
+      params_.deadline == absl::InfiniteFuture()
+          ? now + services_->cloud_timeout
+          : params_.deadline - local - ReplyMargin(params_.deadline - now);
   // A transfer far past its prediction means the link fell: do not let it
   // hold the request hostage.
   cloud_deadline = std::min(cloud_deadline, now + route.offload_bound);

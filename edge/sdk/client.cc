@@ -1,5 +1,6 @@
 #include "tandem/client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -100,6 +101,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(options.max_message_bytes);
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  if (options.max_reconnect_backoff <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_reconnect_backoff must be positive, got ",
+                     absl::FormatDuration(options.max_reconnect_backoff)));
+  }
+  const int max_backoff_ms = static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(options.max_reconnect_backoff) + 1, 3600000));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              std::min(100, max_backoff_ms));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(100, max_backoff_ms));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   if (!options.tls_server_name.empty())
     args.SetSslTargetNameOverride(options.tls_server_name);
   std::shared_ptr<grpc::ChannelCredentials> credentials =

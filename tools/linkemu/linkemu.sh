@@ -40,6 +40,10 @@ Namespaces and link
   show NAME              Print addresses and qdiscs of both sides.
   exec NAME edge|cloud CMD [ARGS...]
                          Run CMD inside that namespace.
+  link NAME down|up      Cut the link (set the edge's end NAME-e down: the
+                         edge loses its route to the cloud and its packets are
+                         dropped) or restore it (up, with the route back).
+                         Connections survive a short cut as TCP retransmits.
 
 Shaping (tc tbf on the egress of a veth end)
   rate NAME RATE_MBIT [BURST_KB] [LATENCY_MS] [--down RATE_MBIT]
@@ -79,6 +83,9 @@ Devices
                          cpucap outside `exec`: `ip netns exec` remounts /sys.
                          The cgroup is removed afterwards; exits with CMD's
                          status. Exit 77 without cgroup v1 cpu.
+  setcap NAME PERCENT    Change the quota of a running cpucap NAME (same
+                         period): slow a process down or let it run again
+                         without restarting it.
 
 Environment
   check                  Exit 0 if namespaces, veth and tbf work here (creates
@@ -316,6 +323,31 @@ cmd_exec() {
   ns=$(ns_of "$name" "$side")
   ns_exists "$ns" || die "namespace $ns does not exist (run: linkemu.sh up $name)"
   exec ip netns exec "$ns" "$@"
+}
+
+cmd_link() {
+  [ $# -eq 2 ] || die "usage: linkemu.sh link NAME down|up"
+  local name=$1 state=$2 ns dev
+  valid_name "$name"
+  case $state in
+    down | up) ;;
+    *) die "link state must be 'down' or 'up', got '$state'" ;;
+  esac
+  need_tools ip
+  require_up "$name"
+  ns=$(ns_of "$name" edge)
+  dev=$(dev_of "$name" edge)
+  ip -n "$ns" link set dev "$dev" "$state" || die "could not set $dev $state in $ns"
+  if [ "$state" = up ]; then
+    # The address and its subnet route come back with the link; wait until
+    # the kernel has the route, so that "up" means usable.
+    local i
+    for i in $(seq 50); do
+      ip -n "$ns" route get "$(cmd_addr "$name" cloud)" >/dev/null 2>&1 && return 0
+      sleep 0.02
+    done
+    die "no route to the cloud after bringing $dev up"
+  fi
 }
 
 # -------------------------------------------------------------------- rate
@@ -567,6 +599,22 @@ cmd_cpucap() {
   return "$rc"
 }
 
+cmd_setcap() {
+  [ $# -eq 2 ] || die "usage: linkemu.sh setcap NAME PERCENT"
+  local name=$1 percent=$2 cg period
+  valid_name "$name"
+  if ! [[ $percent =~ ^[0-9]{1,6}$ ]] || [ "$percent" -lt 1 ] || [ "$percent" -gt 100000 ]; then
+    die "bad PERCENT '$percent': an integer from 1 to 100000 (100 = one full core)"
+  fi
+  cg=$CPU_CGROUP_ROOT/tandem-$name
+  [ -d "$cg" ] || die "no cpucap named $name is running ($cg missing)"
+  period=$(cat "$cg/cpu.cfs_period_us")
+  [ $((percent * period / 100)) -ge 1000 ] ||
+    die "quota $((percent * period / 100)) us is under the kernel's 1000 us minimum at period $period us"
+  echo $((percent * period / 100)) >"$cg/cpu.cfs_quota_us" ||
+    die "could not set $cg/cpu.cfs_quota_us"
+}
+
 # ------------------------------------------------------------------- check
 
 CHECK_TAG=""
@@ -612,9 +660,11 @@ main() {
     addr) cmd_addr "$@" ;;
     show) cmd_show "$@" ;;
     exec) cmd_exec "$@" ;;
+    link) cmd_link "$@" ;;
     rate) cmd_rate "$@" ;;
     trace) cmd_trace "$@" ;;
     cpucap) cmd_cpucap "$@" ;;
+    setcap) cmd_setcap "$@" ;;
     check) cmd_check "$@" ;;
     help | -h | --help) usage ;;
     *) echo "$PROG: error: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;

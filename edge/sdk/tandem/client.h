@@ -158,6 +158,11 @@ struct ClientOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   // Deadline of ListModels and GetPlan (Infer uses InferOptions::deadline).
   absl::Duration rpc_timeout = absl::Seconds(30);
+  // While the agent is unreachable (restarting, say) calls fail at once with
+  // UNAVAILABLE and the channel retries the connection, backing off from
+  // 100 ms up to this; the first call after the agent is back succeeds
+  // within about this long. gRPC's own default backs off to 120 s.
+  absl::Duration max_reconnect_backoff = absl::Seconds(1);
 };
 
 // A connection to one edge agent. Thread-safe: one Client may serve many
