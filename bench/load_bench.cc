@@ -270,18 +270,6 @@ std::shared_ptr<grpc::Channel> Channel(int port) {
                                    grpc::InsecureChannelCredentials(), args);
 }
 
-// The resident set of process `pid`, in MiB (0 when unreadable).
-double RssMib(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
-    }
-  }
-  return 0;
-}
-
 // A long closed loop against one server, batching on: is its memory flat?
 // Samples the server's RSS every 10 s; compares the last sample with the
 // one after the first minute (allocator pools and caches warm up first).
@@ -318,7 +306,7 @@ absl::Status Soak(const std::string& repository_dir, const fs::path& out_dir,
   const absl::Time start = absl::Now();
   for (int t = 0; t <= seconds; t += 10) {
     absl::SleepFor(start + absl::Seconds(t) - absl::Now());
-    samples.push_back({t, RssMib(cloud.pid())});
+    samples.push_back({t, ReadProcessUsage(cloud.pid()).rss_mib});
     std::cerr << absl::StrFormat(
         "soak: %d/%d s: RSS %.1f MiB, %d answered, %d failed\n", t, seconds,
         samples.back().second, ok.load(), failed.load());

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -101,6 +102,27 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
     absl::SleepFor(absl::Milliseconds(20));
   }
   return absl::DeadlineExceededError(absl::StrCat("no port in ", path));
+}
+
+ProcessUsage ReadProcessUsage(pid_t pid) {
+  ProcessUsage usage;
+  const std::string proc = absl::StrCat("/proc/", pid);
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      usage.rss_mib = std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+    } else if (line.rfind("Threads:", 0) == 0) {
+      usage.threads =
+          static_cast<int>(std::strtol(line.c_str() + 8, nullptr, 10));
+    }
+  }
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(proc + "/fd", error), end;
+       !error && it != end; it.increment(error)) {
+    ++usage.open_fds;
+  }
+  return usage;
 }
 
 std::string MakeTempDir(const std::string& tag) {

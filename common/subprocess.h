@@ -54,6 +54,14 @@ absl::StatusOr<int> RunToCompletion(const std::vector<std::string>& argv,
 absl::StatusOr<int> WaitForPortFile(const std::string& path, Subprocess& child,
                                     absl::Duration timeout);
 
+// What a running process holds, from /proc (zeros when it cannot be read).
+struct ProcessUsage {
+  double rss_mib = 0;  // Resident set (VmRSS).
+  int open_fds = 0;    // Entries of /proc/PID/fd.
+  int threads = 0;
+};
+ProcessUsage ReadProcessUsage(pid_t pid);
+
 // A fresh directory under the system temp dir, named after the test.
 std::string MakeTempDir(const std::string& tag);
 

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -62,6 +63,29 @@ TEST(Subprocess, WaitReturnsTheExitStatus) {
                        Subprocess::Start({"bash", "-c", "exit 3"}));
   ASSERT_OK_AND_ASSIGN(const int status, child.Wait(absl::Seconds(10)));
   EXPECT_EQ(status, 3);
+}
+
+TEST(ProcessUsage, CountsTheFilesAProcessOpensAndItsMemory) {
+  const ProcessUsage before = ReadProcessUsage(getpid());
+  ASSERT_GT(before.open_fds, 0);
+  ASSERT_GT(before.threads, 0);
+  ASSERT_GT(before.rss_mib, 0);
+  std::vector<std::ifstream> files;
+  for (int i = 0; i < 5; ++i) files.emplace_back("/proc/self/status");
+  // 64 MiB, touched: resident.
+  std::vector<char> block(64 << 20, 1);
+  const ProcessUsage after = ReadProcessUsage(getpid());
+  EXPECT_EQ(after.open_fds, before.open_fds + 5);
+  EXPECT_GE(after.rss_mib, before.rss_mib + 60) << static_cast<int>(block[7]);
+}
+
+TEST(ProcessUsage, AProcessThatIsGoneReadsAsZeros) {
+  ASSERT_OK_AND_ASSIGN(Subprocess child, Subprocess::Start({"true"}));
+  const pid_t pid = child.pid();
+  ASSERT_OK(child.Wait(absl::Seconds(10)).status());
+  const ProcessUsage gone = ReadProcessUsage(pid);
+  EXPECT_EQ(gone.open_fds, 0);
+  EXPECT_EQ(gone.rss_mib, 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +76,7 @@ class FakeEdgeService final : public tandem::v1::EdgeService::Service {
       last_request_ = *request;
       last_deadline_ = context->deadline();
       last_authorization_ = Authorization(*context);
+      peers_.insert(context->peer());
       ++infer_calls_;
       block = block_infer_;
       if (!infer_status_.ok()) return infer_status_;
@@ -154,6 +156,11 @@ class FakeEdgeService final : public tandem::v1::EdgeService::Service {
     absl::MutexLock lock(&mu_);
     return infer_calls_;
   }
+  // Distinct connections Infer calls came on (address:port of the peer).
+  size_t peers() {
+    absl::MutexLock lock(&mu_);
+    return peers_.size();
+  }
 
  private:
   static std::string Authorization(const grpc::ServerContext& context) {
@@ -170,6 +177,7 @@ class FakeEdgeService final : public tandem::v1::EdgeService::Service {
   std::chrono::system_clock::time_point last_deadline_ ABSL_GUARDED_BY(mu_);
   std::string last_authorization_ ABSL_GUARDED_BY(mu_);
   int infer_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> peers_ ABSL_GUARDED_BY(mu_);
   absl::Notification entered_;
   absl::Notification release_;
 };
@@ -263,6 +271,29 @@ TEST(ConnectTest, UnixSocket) {
     EXPECT_THAT(client->ListModels(), IsOk());
   }
   server->Shutdown();
+}
+
+TEST_F(ClientTest, ClientsShareAConnectionUnlessAskedForTheirOwn) {
+  {
+    std::unique_ptr<Client> a = ConnectOrDie(), b = ConnectOrDie();
+    ASSERT_THAT(a->Infer("m", SomePixels()), IsOk());
+    ASSERT_THAT(b->Infer("m", SomePixels()), IsOk());
+  }
+  EXPECT_EQ(service_.peers(), 1u);
+  ClientOptions own;
+  own.own_connection = true;
+  std::unique_ptr<Client> c = ConnectOrDie(own), d = ConnectOrDie(own);
+  ASSERT_THAT(c->Infer("m", SomePixels()), IsOk());
+  ASSERT_THAT(d->Infer("m", SomePixels()), IsOk());
+  EXPECT_EQ(service_.peers(), 3u);
+}
+
+TEST_F(ClientTest, ANonPositiveReconnectBackoffIsInvalid) {
+  ClientOptions options;
+  options.max_reconnect_backoff = absl::ZeroDuration();
+  EXPECT_THAT(Client::Connect(address_, options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("max_reconnect_backoff")));
 }
 
 TEST_F(ClientTest, InferMapsEveryRequestField) {

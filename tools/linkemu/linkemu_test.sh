@@ -345,6 +345,20 @@ else
     fail "cpucap --cpus=0 printed '$got', want '[0] /tandem-$NAME'"
   fi
 
+  # setcap changes a running cap: the process reads its own quota.
+  got=$("$LINKEMU" cpucap "$NAME" 25 sh -c \
+    '"$0" setcap "$1" 40 && cat /sys/fs/cgroup/cpu/tandem-"$1"/cpu.cfs_quota_us' "$LINKEMU" "$NAME" 2>&1)
+  if [ "$got" = 40000 ]; then
+    pass "setcap 40 changes a running cpucap's quota to 40000 us"
+  else
+    fail "setcap 40 left the quota at '$got', want 40000"
+  fi
+  if ! "$LINKEMU" setcap "$NAME" 40 2>/dev/null; then
+    pass "setcap without a running cpucap fails"
+  else
+    fail "setcap succeeded with no cpucap $NAME running"
+  fi
+
   "$LINKEMU" cpucap "$NAME" 25 sh -c 'exit 3'
   rc=$?
   if [ "$rc" = 3 ] && [ ! -e "/sys/fs/cgroup/cpu/tandem-$NAME" ]; then
@@ -352,6 +366,19 @@ else
   else
     fail "cpucap: exit status $rc (want 3), cgroup left: $(ls -d /sys/fs/cgroup/cpu/tandem-"$NAME" 2>&1)"
   fi
+fi
+
+# -------------------------------------------------------------------- link
+# A TCP connect to the test server (the kernel completes it from the listen
+# backlog) tells whether the cloud is reachable.
+reachable() {
+  "$LINKEMU" exec "$NAME" edge timeout 2 bash -c "exec 3<>/dev/tcp/$cloud_ip/$port" 2>/dev/null
+}
+if "$LINKEMU" link "$NAME" down && ! reachable && "$LINKEMU" link "$NAME" up && reachable; then
+  pass "link down cuts the cloud off and link up restores it"
+else
+  fail "link down/up: the cloud's reachability did not follow"
+  "$LINKEMU" link "$NAME" up 2>/dev/null || true
 fi
 
 # -------------------------------------------------------------------- down

@@ -163,6 +163,10 @@ struct ClientOptions {
   // 100 ms up to this; the first call after the agent is back succeeds
   // within about this long. gRPC's own default backs off to 120 s.
   absl::Duration max_reconnect_backoff = absl::Seconds(1);
+  // gRPC shares one connection among all the channels of a process that go
+  // to the same address with the same options. True: this Client gets a
+  // connection of its own (as a separate application process would).
+  bool own_connection = false;
 };
 
 // A connection to one edge agent. Thread-safe: one Client may serve many
