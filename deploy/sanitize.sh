@@ -59,7 +59,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_tree "${TANDEM_ASAN_DIR:-build-asan}" "address,undefined" "" "${asan_tests[@]}"
 
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp}
 tsan_dir=${TANDEM_TSAN_DIR:-build-tsan}
 absl_rc=0
 bash deploy/build_tsan_absl.sh "$tsan_dir/absl" || absl_rc=$?
