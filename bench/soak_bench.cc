@@ -14,9 +14,12 @@
 // Verdicts, after a warm-up (the first 10% of requests: allocator pools,
 // connections and caches fill):
 //   - errors: every failed request is unexpected and counted by its status;
-//   - RSS flat: the median of the last tenth of the samples is within
-//     max(5%, 8 MiB) of the median of the first tenth after warm-up, for
-//     each daemon; the least-squares slope is reported per 100k requests;
+//   - RSS flat: the peak of the second half of the samples after warm-up is
+//     within max(5%, 8 MiB) of the peak of the first half, for each daemon
+//     (a leak makes new highs; glibc's malloc trims and regrows between
+//     bounds, which moves medians but not peaks); the medians of the first
+//     and last tenths and the least-squares slope per 100k requests are
+//     reported beside it;
 //   - descriptors flat: the range after warm-up is at most 2, each daemon.
 // Writes DIR/soak.json (also printed), DIR/soak_samples.csv and, with
 // matplotlib, DIR/soak.png. Progress goes to stderr.
@@ -123,24 +126,34 @@ std::string Verdict(const std::string& name, const std::vector<Sample>& after,
     thread_low = std::min(thread_low, (s.*daemon).threads);
     thread_high = std::max(thread_high, (s.*daemon).threads);
   }
+  // A leak makes new highs; an allocator that trims and regrows between
+  // bounds does not. The verdict compares peaks; the medians of the first and
+  // last tenths are reported too.
+  const size_t half = rss.size() / 2;
+  const double first_peak = *std::max_element(rss.begin(), rss.begin() + half);
+  const double last_peak = *std::max_element(rss.begin() + half, rss.end());
   const size_t tenth = std::max<size_t>(1, after.size() / 10);
   const double first =
       MedianOf(std::vector<double>(rss.begin(), rss.begin() + tenth));
   const double last =
       MedianOf(std::vector<double>(rss.end() - tenth, rss.end()));
-  const double allowed = std::max(kRssTolerance * first, kRssToleranceMib);
-  const bool rss_flat = last - first <= allowed;
+  const double allowed = std::max(kRssTolerance * first_peak, kRssToleranceMib);
+  const bool rss_flat = last_peak - first_peak <= allowed;
   const bool fds_flat = fd_high - fd_low <= kFdTolerance;
   *flat = *flat && rss_flat && fds_flat;
   return absl::StrFormat(
-      "\"%s\": {\"rss_mib_first\": %.1f, \"rss_mib_last\": %.1f, "
-      "\"rss_growth_mib\": %.1f, \"rss_growth_allowed_mib\": %.1f, "
-      "\"rss_mib_per_100k_requests\": %.3f, \"rss_mib_max\": %.1f, "
+      "\"%s\": {\"rss_mib_peak_first_half\": %.1f, "
+      "\"rss_mib_peak_second_half\": %.1f, \"rss_peak_growth_mib\": %.1f, "
+      "\"rss_growth_allowed_mib\": %.1f, \"rss_mib_median_first_tenth\": "
+      "%.1f, \"rss_mib_median_last_tenth\": %.1f, "
+      "\"rss_mib_range\": [%.1f, %.1f], \"rss_mib_per_100k_requests\": %.3f, "
       "\"rss_flat\": %s, \"open_fds_range\": [%d, %d], \"fds_flat\": %s, "
       "\"threads_range\": [%d, %d]}",
-      name, first, last, last - first, allowed, Slope(done, rss) * 1e5,
-      *std::max_element(rss.begin(), rss.end()), rss_flat ? "true" : "false",
-      fd_low, fd_high, fds_flat ? "true" : "false", thread_low, thread_high);
+      name, first_peak, last_peak, last_peak - first_peak, allowed, first, last,
+      *std::min_element(rss.begin(), rss.end()),
+      *std::max_element(rss.begin(), rss.end()), Slope(done, rss) * 1e5,
+      rss_flat ? "true" : "false", fd_low, fd_high, fds_flat ? "true" : "false",
+      thread_low, thread_high);
 }
 
 absl::Status Run() {

@@ -149,8 +149,9 @@ absl::StatusOr<std::unique_ptr<CloudLink>> CloudLink::Create(
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               Millis(options.initial_backoff));
+  // Despite its name, the least time one connection attempt is given.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-              Millis(options.initial_backoff));
+              Millis(options.min_connect_timeout));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options.max_backoff));
   // Tensors are often over the 256 KiB retry buffer: the agent retries by
   // finishing locally instead.

@@ -33,6 +33,9 @@ class CloudLink {
     // that comes back is used again within about max_backoff.
     absl::Duration initial_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(1);
+    // The least time one connection attempt (TCP and TLS handshakes) gets;
+    // an attempt that fails at once (refused, unreachable) does not wait.
+    absl::Duration min_connect_timeout = absl::Seconds(2);
     ClientTlsFiles tls;        // TLS when tls.ca is set; mutual with a cert.
     std::string bearer_token;  // Sent as 'authorization: Bearer ...'.
   };

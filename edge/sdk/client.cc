@@ -34,10 +34,22 @@ absl::Duration SinceSteady(SteadyTime start) {
 }
 
 // The result of a finished Infer call that started at `start`.
+// The least time one connection attempt is given (gRPC's default: 20 s).
+constexpr int kMinConnectTimeoutMs = 2000;
+
 absl::StatusOr<InferResult> FinishedInfer(
     const grpc::Status& status, const tandem::v1::InferResponse& response,
     SteadyTime start) {
   const absl::Duration latency = SinceSteady(start);
+  // The SDK never cancels an Infer call, so CANCELLED comes from the other
+  // side: gRPC cancels the calls a server had not started when it shuts down
+  // (an agent restarting). For the application that is UNAVAILABLE, the code
+  // it retries on.
+  if (status.error_code() == grpc::StatusCode::CANCELLED) {
+    return absl::UnavailableError(
+        absl::StrCat("the edge agent cancelled the call (shutting down?): ",
+                     status.error_message()));
+  }
   if (!status.ok()) return FromGrpcStatus(status);
   InferResult result = client_internal::ToInferResult(response);
   result.client_latency = latency;
@@ -110,7 +122,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
       absl::ToInt64Milliseconds(options.max_reconnect_backoff) + 1, 3600000));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               std::min(100, max_backoff_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(100, max_backoff_ms));
+  // Despite its name, the least time one connection attempt is given: an
+  // agent busy starting up may take a while to complete the handshake.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kMinConnectTimeoutMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   if (options.own_connection)
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

@@ -445,6 +445,15 @@ TEST_F(ClientTest, ErrorCodesPassThroughUnchanged) {
   }
 }
 
+TEST_F(ClientTest, ACallTheAgentCancelsIsUnavailable) {
+  std::unique_ptr<Client> client = ConnectOrDie();
+  ASSERT_NE(client, nullptr);
+  service_.SetInferStatus(grpc::Status(grpc::StatusCode::CANCELLED, "gone"));
+  EXPECT_THAT(client->Infer("fmnist_branchy", SomePixels()),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("cancelled the call")));
+}
+
 TEST_F(ClientTest, ListModels) {
   std::unique_ptr<Client> client = ConnectOrDie();
   ASSERT_NE(client, nullptr);
