@@ -61,10 +61,9 @@ class GrpcCloudLink : public CloudLink {
                      ContinueCallback done) override {
     // The call's state lives until both gRPC's callback and the guard are
     // done with it; either may outlive the caller's frame.
-    auto call = std::make_shared<AsyncCall>();
+    auto call = std::make_shared<AsyncCall>(std::move(done));
     Prepare(deadline, authorization_, &call->context);
     call->request = std::move(request);
-    call->done = std::move(done);
     // gRPC fails the call at its deadline, but a call whose bytes sit in a
     // stalled socket (a cut link) completes only when TCP gives up on the
     // connection: the guard answers at the deadline whatever the transport
@@ -109,6 +108,8 @@ class GrpcCloudLink : public CloudLink {
 
  private:
   struct AsyncCall {
+    explicit AsyncCall(ContinueCallback callback) : done(std::move(callback)) {}
+
     grpc::ClientContext context;
     tandem::v1::ContinueRequest request;
     tandem::v1::ContinueResponse response;
