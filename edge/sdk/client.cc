@@ -118,8 +118,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
         absl::StrCat("max_reconnect_backoff must be positive, got ",
                      absl::FormatDuration(options.max_reconnect_backoff)));
   }
-  const int max_backoff_ms = static_cast<int>(std::min<int64_t>(
-      absl::ToInt64Milliseconds(options.max_reconnect_backoff) + 1, 3600000));
+  // At least 1 ms, at most an hour (an infinite backoff included).
+  const int max_backoff_ms = static_cast<int>(std::clamp<int64_t>(
+      absl::ToInt64Milliseconds(options.max_reconnect_backoff), 1, 3600000));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               std::min(100, max_backoff_ms));
   // Despite its name, the least time one connection attempt is given: an

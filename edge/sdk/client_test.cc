@@ -296,6 +296,14 @@ TEST_F(ClientTest, ANonPositiveReconnectBackoffIsInvalid) {
                        HasSubstr("max_reconnect_backoff")));
 }
 
+TEST_F(ClientTest, AnInfiniteReconnectBackoffIsCappedNotOverflowed) {
+  ClientOptions options;
+  options.max_reconnect_backoff = absl::InfiniteDuration();
+  std::unique_ptr<Client> client = ConnectOrDie(options);
+  ASSERT_NE(client, nullptr);
+  EXPECT_THAT(client->Infer("m", SomePixels()), IsOk());
+}
+
 TEST_F(ClientTest, InferMapsEveryRequestField) {
   std::unique_ptr<Client> client = ConnectOrDie();
   ASSERT_NE(client, nullptr);
