@@ -1,20 +1,16 @@
 #include "tools/bench_command.h"
 
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
-#include <numeric>
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -23,15 +19,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/clock.h"
-#include "common/daemon.h"
 #include "common/stats.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "common/text_proto.h"
-#include "models/fashion_mnist.h"
+#include "tools/bench_daemons.h"
 #include "tools/connection_flags.h"
 #include "tools/mixed_bench.h"
+#include "tools/mixed_runner.h"
 #include "tools/trace_bench.h"
 
 ABSL_FLAG(
@@ -96,197 +91,6 @@ namespace tandem {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr char kNet[] = "tbench";
-constexpr char kNetNumber[] = "77";
-constexpr char kCloudAddress[] = "10.213.77.2";
-
-// The build tree the running `tandem` binary belongs to.
-fs::path BuildDir() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : self.parent_path().parent_path();
-}
-
-fs::path SourceDir() {
-  // build/CMakeCache.txt names the source directory.
-  std::ifstream cache(BuildDir() / "CMakeCache.txt");
-  std::string line;
-  const std::string key = "tandem_SOURCE_DIR:STATIC=";
-  while (std::getline(cache, line)) {
-    if (line.rfind(key, 0) == 0) return line.substr(key.size());
-  }
-  return fs::current_path();
-}
-
-absl::Status Run(const std::vector<std::string>& argv) {
-  ASSIGN_OR_RETURN(int code, RunToCompletion(argv));
-  if (code != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(argv[1], " ", argv[2], " exited ", code));
-  }
-  return absl::OkStatus();
-}
-
-// The link. tbf lets a full bucket through at line rate and its bucket must
-// hold a whole packet, so the pair runs at a small MTU: no message escapes
-// the rate by more than about one packet.
-constexpr int kMtu = 576;
-
-// tbf's bucket for `mbit`: 8 ms of traffic, at least one packet and its
-// Ethernet header. A fixed 32 KB bucket let small tensors through at line
-// rate until a larger transfer drained it: two regimes at one setting, which
-// made every estimate of the link swing.
-double BurstBytes(double mbit) {
-  return std::max(kMtu + 38.0, mbit * 1e6 / 8 * 0.008);
-}
-
-// `linkemu rate` arguments for `mbit`.
-std::vector<std::string> RateArgs(const std::string& linkemu, double mbit) {
-  return {"bash",
-          linkemu,
-          "rate",
-          kNet,
-          absl::StrCat(mbit),
-          absl::StrFormat("%.2f", BurstBytes(mbit) / 1024)};
-}
-
-// How long an idle link takes to refill its bucket: the bench waits this
-// long after every request that used the link, so each request starts on
-// the same rested link whatever policy ran before it (a drained bucket
-// would otherwise make one policy pay for another's transfer).
-absl::Duration RefillTime(double mbit) {
-  return absl::Seconds(BurstBytes(mbit) * 8 / (mbit * 1e6));
-}
-
-// Where the daemons' port files, socket and config go.
-// The daemons log warnings and errors only, unless TANDEM_BENCH_LOG_LEVEL
-// asks for more (0: INFO, e.g. every plan switch and every switch refused).
-std::map<std::string, std::string> DaemonEnv() {
-  const char* level = std::getenv("TANDEM_BENCH_LOG_LEVEL");
-  return {{"TANDEM_MIN_LOG_LEVEL", level != nullptr ? level : "1"}};
-}
-
-fs::path WorkDir() {
-  return fs::temp_directory_path() / absl::StrCat("tandem_bench_", getpid());
-}
-
-// The two namespaces joined by the link (a leftover pair is removed first).
-absl::Status LinkUp(const std::string& linkemu, const fs::path& work) {
-  fs::create_directories(work);
-  (void)RunToCompletion({"bash", linkemu, "down", kNet});
-  return Run({"bash", linkemu, "up", kNet, "--net", kNetNumber, "--mtu",
-              absl::StrCat(kMtu)});
-}
-
-void LinkDown(const std::string& linkemu, const fs::path& work) {
-  (void)RunToCompletion({"bash", linkemu, "down", kNet});
-  std::error_code ignored;
-  fs::remove_all(work, ignored);
-}
-
-// tandem-cloud in the cloud namespace, on core 1, serving on kCloudAddress.
-// A bench stopped by SIGTERM, SIGINT or SIGHUP (blocked by main(), see
-// tandem_main.cc) removes the emulated link before it exits; the daemons it
-// started die with it (Subprocess's parent-death signal). One killed by
-// SIGKILL leaves the namespaces to the next bench, whose LinkUp removes them.
-void TearDownOnSignal(const std::string& linkemu) {
-  std::thread([linkemu] {
-    const int signal = WaitForTerminationSignal();
-    std::cerr << "bench: signal " << signal
-              << ": removing the emulated link and stopping\n";
-    (void)RunToCompletion({"bash", linkemu, "down", kNet}, absl::Seconds(30));
-    _exit(128 + signal);
-  }).detach();
-}
-
-absl::StatusOr<Subprocess> StartCloud(const std::string& linkemu,
-                                      const std::string& repository,
-                                      const fs::path& work) {
-  ASSIGN_OR_RETURN(
-      Subprocess cloud,
-      Subprocess::Start(
-          {"bash", linkemu, "exec", kNet, "cloud", "taskset", "-c", "1",
-           (BuildDir() / "cloud/tandem-cloud").string(),
-           absl::StrCat("--listen=", kCloudAddress, ":8500"),
-           "--model_repository=" + repository, "--worker_threads=1",
-           "--port_file=" + (work / "cloud.port").string()},
-          DaemonEnv(), /*own_group=*/true));
-  RETURN_IF_ERROR(
-      WaitForPortFile((work / "cloud.port").string(), cloud, absl::Minutes(5))
-          .status());
-  return cloud;
-}
-
-// tandem-edge in the edge namespace, serving on unix:<work>/edge.sock.
-// `name` names its socket and port file (<work>/<name>.sock, .port).
-absl::StatusOr<Subprocess> StartEdge(const std::string& linkemu,
-                                     const std::string& repository,
-                                     const std::string& config_path,
-                                     double slowdown, bool with_cloud,
-                                     const fs::path& work, int workers = 1,
-                                     const std::string& name = "edge") {
-  // A port file or socket of an earlier daemon would pass for this one's.
-  std::error_code ignored;
-  const fs::path port_file = work / (name + ".port");
-  const fs::path socket = work / (name + ".sock");
-  fs::remove(port_file, ignored);
-  fs::remove(socket, ignored);
-  // The edge has core 0 to itself and is made slower by dilation (every
-  // model call keeps the worker busy for (s - 1) times its own CPU time), a
-  // slowdown that holds at every model size; the cloud has core 1.
-  std::vector<std::string> edge_argv = {"taskset", "-c",   "0",  "bash",
-                                        linkemu,   "exec", kNet, "edge"};
-  for (std::string flag :
-       {(BuildDir() / "edge/tandem-edge").string(),
-        "--listen=unix:" + socket.string() + ",127.0.0.1:0",
-        "--model_repository=" + repository, "--config=" + config_path,
-        absl::StrCat("--worker_threads=", workers),
-        absl::StrCat("--emulated_slowdown=", slowdown),
-        "--port_file=" + port_file.string()}) {
-    edge_argv.push_back(std::move(flag));
-  }
-  if (with_cloud)
-    edge_argv.push_back(absl::StrCat("--cloud=", kCloudAddress, ":8500"));
-  ASSIGN_OR_RETURN(Subprocess edge,
-                   Subprocess::Start(edge_argv, DaemonEnv(), true));
-  RETURN_IF_ERROR(
-      WaitForPortFile(port_file.string(), edge, absl::Minutes(10)).status());
-  return edge;
-}
-
-// Inputs: the Fashion-MNIST test set for fmnist models, seeded noise for
-// others.
-struct Inputs {
-  std::vector<int64_t> shape;
-  std::vector<std::vector<uint8_t>> images;
-  std::vector<int> labels;  // Empty without labels.
-};
-
-absl::StatusOr<Inputs> MakeInputs(const ModelInfo& model) {
-  Inputs inputs;
-  inputs.shape = model.input_shape;
-  inputs.shape[0] = 1;
-  int64_t pixels = 1;
-  for (size_t i = 1; i < inputs.shape.size(); ++i) pixels *= inputs.shape[i];
-  if (pixels == 28 * 28) {
-    ASSIGN_OR_RETURN(ImageDataset data,
-                     ReadFashionMnist(kDefaultFashionMnistDir,
-                                      FashionMnistSplit::kTest, 2000));
-    for (int64_t i = 0; i < data.count; ++i) {
-      inputs.images.emplace_back(data.image(i), data.image(i) + pixels);
-      inputs.labels.push_back(data.labels[i]);
-    }
-    return inputs;
-  }
-  std::mt19937 rng(0);
-  for (int i = 0; i < 16; ++i) {
-    std::vector<uint8_t> image(pixels);
-    for (uint8_t& p : image) p = static_cast<uint8_t>(rng());
-    inputs.images.push_back(std::move(image));
-  }
-  return inputs;
-}
 
 // Σ edge block latency / Σ cloud block latency, from the agent's profile.
 double ProfileSlowdown(const tandem::v1::SavedProfile& saved) {
@@ -459,7 +263,7 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
 
   // Warm up at the first rate so the agent has measured the link, then take
   // the static plan (Neurosurgeon-style: planned once, at the start).
-  RETURN_IF_ERROR(Run(RateArgs(linkemu, steps[0].rate_mbit)));
+  RETURN_IF_ERROR(RunChecked(RateArgs(linkemu, steps[0].rate_mbit)));
   const BenchPolicy& adaptive = policies[3];
   const absl::Time warm_until = absl::Now() + absl::Seconds(3);
   while (absl::Now() < warm_until) {
@@ -494,7 +298,7 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
     const double length = s + 1 < steps.size()
                               ? steps[s + 1].start_s - steps[s].start_s
                               : run.last_step_s;
-    RETURN_IF_ERROR(Run(RateArgs(linkemu, steps[s].rate_mbit)));
+    RETURN_IF_ERROR(RunChecked(RateArgs(linkemu, steps[s].rate_mbit)));
     std::vector<int> count(policies.size(), 0),
         failures_in_a_row(policies.size(), 0);
     // A fresh order every round: what ran just before a request (warm or
@@ -682,196 +486,6 @@ absl::Status RunZoo(TraceRun base, const std::string& linkemu) {
   std::ofstream(out / "zoo_bench.json") << json;
   std::ofstream(out / "zoo_table.md") << table;
   std::cerr << table;
-  std::cout << json;
-  return absl::OkStatus();
-}
-
-// The mixed scenario: the measured task set, its schedules, the inputs.
-struct MixedRun {
-  std::string repository;
-  double slowdown = 4;
-  double rate_mbit = 18.88;
-  std::vector<double> loads;
-  std::vector<std::string> policies;
-  std::vector<bool> clouds;
-  uint64_t seed = 1;
-  double duration_s = 10;
-  int workers = 2;  // Edge worker threads, all on the edge's one core.
-  fs::path out_dir;
-};
-
-struct MixedPlan {
-  std::vector<MixedTask> tasks;                  // Costs measured.
-  std::vector<std::vector<TaskTiming>> timings;  // Per load.
-  std::vector<std::vector<Release>> schedules;   // Per load.
-  std::map<std::string, ModelInputs> inputs;     // By model.
-};
-
-absl::StatusOr<std::unique_ptr<Client>> ConnectEdge(const fs::path& work) {
-  ClientOptions options;
-  options.connect_timeout = absl::Seconds(30);
-  return Client::Connect("unix:" + (work / "edge.sock").string(), options);
-}
-
-// A first daemon without tasks: C_i of every task from the agent's profile
-// of its model (Σ edge block latency + exit latency: every block at full
-// setting), and the inputs.
-absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
-                                    const std::string& linkemu,
-                                    const fs::path& work) {
-  MixedPlan plan;
-  plan.tasks = DefaultMixedTasks();
-  const std::string config_path = (work / "edge.pbtxt").string();
-  std::ofstream(config_path)
-      << MixedEdgeConfig(plan.tasks, {}, "tandem_rt", /*with_cloud=*/true);
-  ASSIGN_OR_RETURN(Subprocess edge,
-                   StartEdge(linkemu, run.repository, config_path, run.slowdown,
-                             /*with_cloud=*/true, work));
-  absl::Cleanup stop = [&] {
-    edge.Signal(SIGTERM);
-    (void)edge.Wait(absl::Seconds(30));
-  };
-  ASSIGN_OR_RETURN(std::unique_ptr<Client> client, ConnectEdge(work));
-  ASSIGN_OR_RETURN(std::vector<ModelInfo> models, client->ListModels());
-  for (MixedTask& task : plan.tasks) {
-    auto model =
-        std::find_if(models.begin(), models.end(),
-                     [&](const ModelInfo& m) { return m.name == task.model; });
-    if (model == models.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("the agent has no model ", task.model, " (task ",
-                       task.name, "); --model_repository=", run.repository));
-    }
-    if (plan.inputs.count(task.model) == 0) {
-      ASSIGN_OR_RETURN(Inputs inputs, MakeInputs(*model));
-      ModelInputs& mine = plan.inputs[task.model];
-      for (const std::vector<uint8_t>& image : inputs.images)
-        mine.tensors.push_back(InputTensor::Pixels(inputs.shape, image.data()));
-      mine.labels = std::move(inputs.labels);
-    }
-    ASSIGN_OR_RETURN(tandem::v1::SavedProfile profile,
-                     client->GetProfile(task.model));
-    for (const auto& b : profile.edge().blocks())
-      task.cost_ms += (b.latency_us() + b.exit_latency_us()) / 1000.0;
-    std::cerr << absl::StrFormat("bench: task %s: %s, C = %.3f ms\n", task.name,
-                                 task.model, task.cost_ms);
-  }
-  for (size_t l = 0; l < run.loads.size(); ++l) {
-    ASSIGN_OR_RETURN(std::vector<TaskTiming> timings,
-                     TimingsAtLoad(plan.tasks, run.loads[l]));
-    plan.schedules.push_back(
-        MakeReleaseSchedule(plan.tasks, timings, run.duration_s * 1000,
-                            run.seed, static_cast<int>(l)));
-    plan.timings.push_back(std::move(timings));
-  }
-  return plan;
-}
-
-// One daemon: `policy`, with or without the cloud, every load in turn.
-absl::Status RunMixedDaemon(const MixedRun& run, const MixedPlan& plan,
-                            int policy, bool cloud, const std::string& linkemu,
-                            const fs::path& work,
-                            std::vector<MixedRecord>* records) {
-  const std::string config_path = (work / "edge.pbtxt").string();
-  ASSIGN_OR_RETURN(std::vector<TaskTiming> at_one,
-                   TimingsAtLoad(plan.tasks, 1));
-  std::ofstream(config_path)
-      << MixedEdgeConfig(plan.tasks, at_one, run.policies[policy], cloud);
-  ASSIGN_OR_RETURN(Subprocess edge,
-                   StartEdge(linkemu, run.repository, config_path, run.slowdown,
-                             cloud, work, run.workers));
-  absl::Cleanup stop = [&] {
-    edge.Signal(SIGTERM);
-    (void)edge.Wait(absl::Seconds(30));
-  };
-  ASSIGN_OR_RETURN(std::unique_ptr<Client> client, ConnectEdge(work));
-  // Warm up (not recorded): a few requests of every task, so the agent has
-  // measured the link and its caches are warm.
-  const absl::Time warm_until = absl::Now() + absl::Seconds(2);
-  for (uint32_t round = 0; absl::Now() < warm_until; ++round) {
-    for (const MixedTask& task : plan.tasks) {
-      const ModelInputs& inputs = plan.inputs.at(task.model);
-      (void)client->Infer(task.model,
-                          inputs.tensors[round % inputs.tensors.size()],
-                          MixedTaskOptions(task, 1000));
-    }
-  }
-  for (size_t l = 0; l < run.loads.size(); ++l) {
-    SentLoad sent =
-        SendReleases(*client, plan.tasks, plan.timings[l], plan.schedules[l],
-                     plan.inputs, absl::Minutes(2));
-    if (sent.unanswered > 0) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          sent.unanswered, " requests still unanswered 2 min after the last"));
-    }
-    std::vector<const MixedRecord*> mine;
-    for (MixedRecord& r : sent.records) {
-      r.load = static_cast<int>(l);
-      r.cloud = cloud;
-      r.policy = policy;
-      mine.push_back(&r);
-    }
-    std::cerr << absl::StrFormat(
-        "bench: %s load %g %s cloud: miss rate %.4f of %d (sender late by "
-        "up to %.2f ms)\n",
-        run.policies[policy], run.loads[l], cloud ? "with" : "without",
-        MissRate(mine), mine.size(), sent.worst_lag_ms);
-    records->insert(records->end(), sent.records.begin(), sent.records.end());
-    // The next load starts as soon as this one has drained: after a second
-    // of idleness the agent was seen to stall ~80 ms on its first requests
-    // (under every policy alike), which would charge the next load's first
-    // releases to an idle gap that no running device has.
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RunMixed(const MixedRun& run, const std::string& linkemu) {
-  fs::create_directories(run.out_dir);
-  const fs::path work = WorkDir();
-  absl::Cleanup teardown = [&] { LinkDown(linkemu, work); };
-  RETURN_IF_ERROR(LinkUp(linkemu, work));
-  RETURN_IF_ERROR(Run(RateArgs(linkemu, run.rate_mbit)));
-  std::cerr << "bench: mixed: tandem-cloud on CPU 1 behind " << run.rate_mbit
-            << " Mbit/s, tandem-edge on CPU 0 emulated " << run.slowdown
-            << "x slower\n";
-  ASSIGN_OR_RETURN(Subprocess cloud, StartCloud(linkemu, run.repository, work));
-  absl::Cleanup stop_cloud = [&] {
-    cloud.Signal(SIGTERM);
-    (void)cloud.Wait(absl::Seconds(30));
-  };
-  ASSIGN_OR_RETURN(MixedPlan plan, PlanMixed(run, linkemu, work));
-  std::vector<MixedRecord> records;
-  for (bool with_cloud : run.clouds) {
-    for (size_t p = 0; p < run.policies.size(); ++p) {
-      RETURN_IF_ERROR(RunMixedDaemon(run, plan, static_cast<int>(p), with_cloud,
-                                     linkemu, work, &records));
-    }
-  }
-
-  MixedReportOptions report;
-  report.edge_slowdown = run.slowdown;
-  report.duration_s = run.duration_s;
-  report.loads = run.loads;
-  report.clouds = run.clouds;
-  report.policies = run.policies;
-  report.header_fields = absl::StrFormat(
-      "\"seed\": %d, \"rate_mbit\": %g, \"deadlines\": \"relative, scaled "
-      "with the periods at each load\", ",
-      run.seed, run.rate_mbit);
-  const std::string json = MixedReportJson(plan.tasks, records, report);
-  std::ofstream(run.out_dir / "mixed_bench.json") << json;
-  std::ofstream(run.out_dir / "mixed_requests.csv")
-      << MixedRequestsCsv(plan.tasks, records, report);
-  ASSIGN_OR_RETURN(
-      int plotted,
-      RunToCompletion(
-          {"/usr/bin/python3", (SourceDir() / "tools/plot_mixed.py").string(),
-           (run.out_dir / "mixed_bench.json").string(), run.out_dir.string()}));
-  std::cerr << (plotted == 0
-                    ? "bench: plots in " + run.out_dir.string() +
-                          "/mixed_load*.png"
-                    : std::string("bench: plotting failed (matplotlib?)"))
-            << "\n";
   std::cout << json;
   return absl::OkStatus();
 }

@@ -4,7 +4,7 @@
 // the per-request records. bench_command.cc runs the daemons and the link.
 //
 //   std::vector<MixedTask> tasks = DefaultMixedTasks();
-//   for (MixedTask& t : tasks) t.cost_ms = ...;  // From the agent's profile.
+//   for (MixedTask& t : tasks) t.cost_ms = ...;  // Measured.
 //   ASSIGN_OR_RETURN(std::vector<TaskTiming> timings,
 //                    TimingsAtLoad(tasks, 0.95));
 //   std::vector<Release> releases =
@@ -41,8 +41,8 @@ struct MixedTask {
   std::string deadline_of;
   float min_accuracy = 0;  // 0: none.
   std::string input;       // For the agent's config: "fashion_mnist", "noise".
-  // C_i: the emulated edge's time for one job at full setting, from the
-  // agent's profile (Σ edge block latency + exit latency).
+  // C_i: the emulated edge's time for one job at full setting (every block
+  // and exit head), measured by the bench (mixed_runner.cc, MeasureCost).
   double cost_ms = 0;
 };
 
