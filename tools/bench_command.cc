@@ -63,7 +63,7 @@ ABSL_FLAG(std::vector<std::string>, zoo_slowdowns,
 ABSL_FLAG(std::vector<std::string>, mixed_loads,
           std::vector<std::string>({"0.6", "0.95", "1.4"}),
           "bench --scenario=mixed: the loads (edge utilization of the task "
-          "set at full setting, from the agent's profiles)");
+          "set in its default setting, measured before the runs)");
 ABSL_FLAG(std::vector<std::string>, mixed_policies, tandem::MixedPolicyNames(),
           "bench --scenario=mixed: the agent's scheduling policies to compare");
 ABSL_FLAG(std::vector<std::string>, mixed_clouds,

@@ -297,6 +297,17 @@ std::vector<Release> MakeReleaseSchedule(const std::vector<MixedTask>& tasks,
   return releases;
 }
 
+double CostFromExitSamples(std::map<int, std::vector<double>> ms_by_exit) {
+  size_t samples = 0;
+  for (const auto& [exit, times] : ms_by_exit) samples += times.size();
+  double cost_ms = 0;
+  for (auto& [exit, times] : ms_by_exit) {
+    if (times.empty()) continue;
+    cost_ms += Percentile(times, 50) * times.size() / samples;
+  }
+  return cost_ms;
+}
+
 std::vector<std::string> MixedPolicyNames() {
   return {"fifo",        "edf_request",   "fixed_priority", "edf_early_drop",
           "least_slack", "imprecise_edf", "tandem_rt"};

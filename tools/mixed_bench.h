@@ -25,7 +25,7 @@ namespace tandem {
 
 // One real-time stream of the mix. Its period at load L is
 // cost_ms / (share * L): the stream alone would keep the edge busy for a
-// `share * L` of its time at full setting (every block and exit head).
+// `share * L` of its time in its default setting.
 struct MixedTask {
   std::string name;
   std::string model;
@@ -41,8 +41,9 @@ struct MixedTask {
   std::string deadline_of;
   float min_accuracy = 0;  // 0: none.
   std::string input;       // For the agent's config: "fashion_mnist", "noise".
-  // C_i: the emulated edge's time for one job at full setting (every block
-  // and exit head), measured by the bench (mixed_runner.cc, MeasureCost).
+  // C_i: what one job costs the emulated edge in its default setting (edge
+  // only, its exits and floor), measured by the bench (mixed_runner.cc,
+  // MeasureCost).
   double cost_ms = 0;
 };
 
@@ -85,6 +86,12 @@ std::vector<Release> MakeReleaseSchedule(const std::vector<MixedTask>& tasks,
                                          const std::vector<TaskTiming>& timings,
                                          double duration_ms, uint64_t seed,
                                          int stream);
+
+// A job's cost from measured jobs, keyed by the exit each took: per exit,
+// the median of its times, weighted by how often it was taken. A stalled
+// request moves a median, not the cost; a model whose jobs mostly exit
+// early costs what those jobs cost. 0 without samples.
+double CostFromExitSamples(std::map<int, std::vector<double>> ms_by_exit);
 
 // The seven scheduling policies of the agent, in the bench's order; the
 // last, tandem_rt, is the agent's own.

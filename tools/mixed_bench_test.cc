@@ -156,6 +156,15 @@ TEST(MixedSchedule, BurstsHoldOneToFourRequestsOneMillisecondApart) {
   EXPECT_NEAR(total / sizes.size(), kMeanBurstSize, 0.2);
 }
 
+TEST(MixedCost, MediansPerExitWeightedByHowOftenEachWasTaken) {
+  // 3 of 4 jobs exit at block 0 (1 ms, one stalled at 50), 1 of 4 runs on
+  // to block 3 (4 ms): 0.75 × 1 + 0.25 × 4.
+  EXPECT_DOUBLE_EQ(CostFromExitSamples({{0, {1, 50, 1}}, {3, {4}}}), 1.75);
+  EXPECT_DOUBLE_EQ(CostFromExitSamples({{4, {10, 12, 11}}}), 11);
+  EXPECT_EQ(CostFromExitSamples({}), 0);
+  EXPECT_EQ(CostFromExitSamples({{0, {}}}), 0);
+}
+
 TEST(MixedFlags, LoadsAndPolicies) {
   ASSERT_OK_AND_ASSIGN(std::vector<double> loads,
                        ParseLoads({"0.6", " 0.95", "1.4"}));

@@ -29,49 +29,52 @@ struct MixedPlan {
   std::map<std::string, ModelInputs> inputs;     // By model.
 };
 
-constexpr int kCostWarmup = 10;
-constexpr int kCostSamples = 60;
+constexpr int kCostWarmup = 5;
+constexpr int kCostSamples = 100;
+constexpr absl::Duration kCostBudget = absl::Seconds(20);
 
-// C_i of `model` on the emulated edge: the median edge compute time of
-// kCostSamples full passes on the edge, one at a time, with every exit
-// head. The heads' share comes from the agent's profile: a request with its
-// exits off runs no head, and one with exits on stops at the first
-// confident one. The profile alone, measured once at the agent's start,
-// put the Fashion-MNIST model at 3.3, 7.2 and 8.1 ms in three runs in a
-// row, so every load of two runs was lighter than named.
-absl::StatusOr<double> MeasureCost(Client& client, const std::string& model,
+// C_i of a task on the emulated edge: what one of its jobs costs there in
+// the setting it runs at by default (edge only, its exits and floor), so
+// that load 1 keeps the device exactly busy and load 1.4 overloads it. Up
+// to kCostSamples requests (kCostBudget), one at a time; per exit taken,
+// the median edge compute time of the requests that took it, weighted by
+// how often it was taken: robust to a stalled request, and the same from
+// run to run as the inputs are. The agent's start-up profile alone put the
+// Fashion-MNIST model at 3.3, 7.2 and 8.1 ms in three runs in a row, and
+// at full setting (every block and head) it overstated the work of a model
+// whose requests mostly exit early, so "1.4" did not overload the device.
+absl::StatusOr<double> MeasureCost(Client& client, const MixedTask& task,
                                    const ModelInputs& inputs) {
-  ASSIGN_OR_RETURN(tandem::v1::SavedProfile profile, client.GetProfile(model));
-  double blocks_us = 0, heads_us = 0;
-  for (const auto& b : profile.edge().blocks()) {
-    blocks_us += b.latency_us();
-    heads_us += b.exit_latency_us();
-  }
-  if (!(blocks_us > 0)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the agent's profile of ", model, " has no edge blocks"));
-  }
-  InferOptions options;
-  options.deadline = absl::Seconds(30);
+  ASSIGN_OR_RETURN(tandem::v1::SavedProfile profile,
+                   client.GetProfile(task.model));
+  InferOptions options = MixedTaskOptions(task, 30'000);
+  options.task.clear();  // The first daemon declares no tasks.
   options.split_point = profile.edge().blocks_size();  // Edge only.
-  options.disable_early_exits = true;
-  std::vector<double> samples_ms;
-  for (int i = 0; i < kCostWarmup + kCostSamples; ++i) {
+  std::map<int, std::vector<double>> by_exit;  // Edge compute ms by exit.
+  const absl::Time until = absl::Now() + kCostBudget;
+  for (int i = 0; i < kCostWarmup + kCostSamples && absl::Now() < until; ++i) {
     ASSIGN_OR_RETURN(
         InferResult result,
-        client.Infer(model, inputs.tensors[i % inputs.tensors.size()],
+        client.Infer(task.model, inputs.tensors[i % inputs.tensors.size()],
                      options));
-    if (i >= kCostWarmup) {
-      samples_ms.push_back(
-          absl::ToDoubleMilliseconds(result.timings.edge_compute));
-    }
+    if (i < kCostWarmup) continue;
+    by_exit[result.exit_block].push_back(
+        absl::ToDoubleMilliseconds(result.timings.edge_compute));
   }
-  const double median_ms = Percentile(samples_ms, 50);
-  const double cost_ms = median_ms * (blocks_us + heads_us) / blocks_us;
+  std::string exits;
+  for (auto& [exit, times] : by_exit) {
+    absl::StrAppendFormat(&exits, "%sexit %d: %d × %.3f ms",
+                          exits.empty() ? "" : ", ", exit, times.size(),
+                          Percentile(times, 50));
+  }
+  const double cost_ms = CostFromExitSamples(by_exit);
   std::cerr << absl::StrFormat(
-      "bench: %s: full pass %.3f ms on the edge (median of %d; profile "
-      "%.3f), %.3f ms with the exit heads\n",
-      model, median_ms, kCostSamples, blocks_us / 1000, cost_ms);
+      "bench: %s at floor %.2f (task %s): C = %.3f ms (%s)\n", task.model,
+      task.min_accuracy, task.name, cost_ms, exits);
+  if (!(cost_ms > 0)) {
+    return absl::InternalError(
+        absl::StrCat("no cost measured for task ", task.name));
+  }
   return cost_ms;
 }
 
@@ -94,7 +97,7 @@ absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
   };
   ASSIGN_OR_RETURN(std::unique_ptr<Client> client, ConnectEdge(work));
   ASSIGN_OR_RETURN(std::vector<ModelInfo> models, client->ListModels());
-  std::map<std::string, double> costs;  // By model.
+  std::map<std::pair<std::string, float>, double> costs;
   for (MixedTask& task : plan.tasks) {
     auto model =
         std::find_if(models.begin(), models.end(),
@@ -111,14 +114,13 @@ absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
         mine.tensors.push_back(InputTensor::Pixels(inputs.shape, image.data()));
       mine.labels = std::move(inputs.labels);
     }
-    if (costs.count(task.model) == 0) {
-      ASSIGN_OR_RETURN(
-          costs[task.model],
-          MeasureCost(*client, task.model, plan.inputs.at(task.model)));
+    // Tasks of one model and floor run the same jobs: measured once.
+    const auto key = std::make_pair(task.model, task.min_accuracy);
+    if (costs.count(key) == 0) {
+      ASSIGN_OR_RETURN(costs[key],
+                       MeasureCost(*client, task, plan.inputs.at(task.model)));
     }
-    task.cost_ms = costs.at(task.model);
-    std::cerr << absl::StrFormat("bench: task %s: %s, C = %.3f ms\n", task.name,
-                                 task.model, task.cost_ms);
+    task.cost_ms = costs.at(key);
   }
   for (size_t l = 0; l < run.loads.size(); ++l) {
     ASSIGN_OR_RETURN(std::vector<TaskTiming> timings,
