@@ -1,5 +1,7 @@
 #include "common/clock.h"
 
+#include <time.h>
+
 #include <chrono>
 
 #include "absl/time/clock.h"
@@ -31,6 +33,12 @@ class SteadyClock : public Clock {
 Clock* RealClock() {
   static Clock* const clock = new SteadyClock();
   return clock;
+}
+
+absl::Duration ThreadCpuTime() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return absl::DurationFromTimespec(t);
 }
 
 FakeClock::FakeClock(absl::Time start) : now_(start) {}

@@ -20,6 +20,10 @@ class Clock {
 // The process-wide real clock (never deleted).
 Clock* RealClock();
 
+// CPU time the calling thread has run (user and system), monotonic per
+// thread: the time a step took of its own, whatever else shared the core.
+absl::Duration ThreadCpuTime();
+
 // A clock that moves only when told to. SleepFor advances it by the duration
 // (a sleeping caller simply finds the time moved). Thread-safe.
 class FakeClock : public Clock {

@@ -416,19 +416,9 @@ void BlockScheduler::WorkerLoop(int index) {
   int nice = 0;  // This thread's.
   while (true) {
     Work work;
+    int wanted = 0;  // The nice value the work runs at.
     {
       absl::MutexLock lock(&mu_);
-      const int wanted = lane_.workers > 0 && index >= lane_.workers
-                             ? lane_.background_nice
-                             : 0;
-      if (wanted != nice) {
-        // Raising nice is always allowed; lowering it back may need
-        // privileges, and is then left as it is.
-        if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                        wanted) == 0) {
-          nice = wanted;
-        }
-      }
       // Only Submit, Resume and finished steps make a job ready; a ready job
       // is served at once (late ones are cut), so no timed wake-up is needed.
       bool found = false;
@@ -437,6 +427,23 @@ void BlockScheduler::WorkerLoop(int index) {
         ready_.Wait(&mu_);
       }
       if (!found) return;
+      // OS priority follows criticality: a step of the most critical level
+      // runs at nice 0 and every other step in the background, so that a
+      // critical step gets most of a shared core at once, on either worker,
+      // beside a long block or a less critical short step.
+      if (lane_.workers > 0 && work.action == Action::kStep &&
+          work.jobs.front().second->spec.criticality < lane_.criticality) {
+        wanted = lane_.background_nice;
+      }
+    }
+    if (wanted != nice) {
+      // Raising nice is always allowed; lowering it back may need
+      // privileges (CAP_SYS_NICE or RLIMIT_NICE), and is then left as it
+      // is.
+      if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                      wanted) == 0) {
+        nice = wanted;
+      }
     }
     Serve(work);
   }

@@ -132,13 +132,15 @@ class BlockScheduler {
   // `max_step` — unless its job is at least `criticality` critical. With
   // more workers than cores the OS time-slices a lane step beside a long
   // block: the preemption blocks lack.
-  // The other workers run at this nice value while there is a lane (Linux:
-  // setpriority on the thread; 10 weighs 1/9 of nice 0), so the OS gives a
-  // lane step most of the core at once instead of waiting out a slice.
+  // OS priority follows criticality: a step of a job less critical than
+  // `criticality` runs at `background_nice` (Linux: setpriority on the
+  // worker's thread; 10 weighs 1/9 of nice 0), every other step at nice 0,
+  // on whichever worker: a critical step gets most of a shared core at once
+  // instead of waiting out a slice beside a long block.
   // `exclusive`: the other workers take only what the lane does not, so a
-  // short critical step never runs on a niced thread while the lane runs a
-  // less critical one (the agent does not use it: on one shared core it
-  // starved the less critical short tasks in the mixed bench).
+  // short critical step never runs beside the lane on a worker that might
+  // be busy with a long one (the agent does not use it: on one shared core
+  // it starved the less critical short tasks in the mixed bench).
   struct Lane {
     int workers = 0;
     absl::Duration max_step = absl::ZeroDuration();

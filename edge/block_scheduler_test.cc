@@ -1,5 +1,9 @@
 #include "edge/block_scheduler.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
@@ -521,9 +525,17 @@ TEST(BlockSchedulerThreadsTest, WorkersRunEveryStepAndShutdownIsConcurrent) {
 class BlockingJob : public Job {
  public:
   BlockingJob(absl::Notification* started, absl::Notification* release,
-              absl::Duration predicted = absl::Milliseconds(1))
-      : started_(started), release_(release), predicted_(predicted) {}
+              absl::Duration predicted = absl::Milliseconds(1),
+              std::atomic<int>* nice = nullptr)
+      : started_(started),
+        release_(release),
+        predicted_(predicted),
+        nice_(nice) {}
   Next Step() override {
+    if (nice_ != nullptr) {
+      *nice_ =
+          getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+    }
     started_->Notify();
     if (release_ != nullptr) release_->WaitForNotification();
     return Next::kDone;
@@ -535,7 +547,64 @@ class BlockingJob : public Job {
   absl::Notification* const started_;
   absl::Notification* const release_;
   const absl::Duration predicted_;
+  std::atomic<int>* const nice_;  // Where Step records its thread's nice.
 };
+
+// Whether this process may lower a thread's nice value back to 0.
+bool CanLowerNice() {
+  bool can = false;
+  std::thread([&can] {
+    const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+    can = setpriority(PRIO_PROCESS, tid, 10) == 0 &&
+          setpriority(PRIO_PROCESS, tid, 0) == 0;
+  }).join();
+  return can;
+}
+
+TEST(BlockSchedulerThreadsTest, OnlyTheMostCriticalStepsRunAtNormalPriority) {
+  if (!CanLowerNice()) {
+    GTEST_SKIP() << "lowering a thread's nice value needs CAP_SYS_NICE";
+  }
+  BlockScheduler::Options options;
+  options.workers = 2;
+  options.lane.workers = 1;
+  options.lane.max_step = absl::Milliseconds(5);
+  options.lane.criticality = 2;
+  options.lane.background_nice = 10;
+  BlockScheduler s(options);
+  auto submit = [&](int criticality, absl::Duration step,
+                    absl::Notification* started, absl::Notification* release,
+                    std::atomic<int>* nice) {
+    JobSpec spec;
+    spec.task = absl::StrCat("c", criticality);
+    spec.criticality = criticality;
+    spec.deadline = absl::Now() + absl::Seconds(60);
+    ASSERT_TRUE(s.Submit(spec, std::make_unique<BlockingJob>(started, release,
+                                                             step, nice))
+                    .ok());
+  };
+  std::atomic<int> long_nice{-1}, lane_nice{-1}, critical_nice{-1};
+  // A long step of a less critical job can only go to the second worker:
+  // nice 10.
+  absl::Notification long_started, long_release;
+  submit(0, absl::Milliseconds(50), &long_started, &long_release, &long_nice);
+  ASSERT_TRUE(long_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // A short one of the same level holds the lane worker, at nice 10 too.
+  absl::Notification lane_started, lane_release;
+  submit(0, absl::Milliseconds(1), &lane_started, &lane_release, &lane_nice);
+  ASSERT_TRUE(lane_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  long_release.Notify();
+  // A critical step finds only the second worker free: it runs there, back
+  // at nice 0.
+  absl::Notification critical_started;
+  submit(2, absl::Milliseconds(1), &critical_started, nullptr, &critical_nice);
+  ASSERT_TRUE(
+      critical_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  lane_release.Notify();
+  EXPECT_EQ(long_nice, 10);
+  EXPECT_EQ(lane_nice, 10);
+  EXPECT_EQ(critical_nice, 0);
+}
 
 TEST(BlockSchedulerThreadsTest, TheLaneTakesShortOrCriticalStepsOnly) {
   BlockScheduler::Options options;

@@ -137,6 +137,9 @@ std::vector<Job::Next> InferJob::StepBatch(const std::vector<Job*>& others) {
   std::vector<InferJob*> jobs = {this};
   for (Job* other : others) jobs.push_back(static_cast<InferJob*>(other));
   const absl::Time start = services_->clock->Now();
+  const bool cpu_time = services_->step_time_is_thread_cpu;
+  const absl::Duration cpu_start =
+      cpu_time ? ThreadCpuTime() : absl::ZeroDuration();
   bool wants_exit = false;
   for (InferJob* job : jobs) {
     if (!job->started_) {
@@ -168,10 +171,11 @@ std::vector<Job::Next> InferJob::StepBatch(const std::vector<Job*>& others) {
     run = RunBlocksWithExits(model, batch, block, block + 1, evaluate);
   }
   const absl::Duration took = services_->clock->Now() - start;
+  const absl::Duration own = cpu_time ? ThreadCpuTime() - cpu_start : took;
   const int rows = static_cast<int>(jobs.size());
-  services_->step_times->Record(model.name(), block, rows, took);
+  services_->step_times->Record(model.name(), block, rows, own);
   if (rows == 1) {
-    services_->keeper->OnLocalBlock(model, block, took,
+    services_->keeper->OnLocalBlock(model, block, own,
                                     run.ok() && run->exit.has_value());
   }
   std::shared_ptr<const ExitEvaluation> exit;

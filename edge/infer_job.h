@@ -92,6 +92,12 @@ struct JobServices {
   BlockScheduler* scheduler = nullptr;
   StepTimes* step_times = nullptr;
   Clock* clock = nullptr;
+  // What a step's own time (StepTimes, the plan keeper's block figures) is:
+  // the worker thread's CPU time when workers time-share cores and a step's
+  // work is its thread's (the CPU device, one intra-op thread), so a step
+  // that waited while another worker's ran is not taken for a slow one;
+  // else the clock's time.
+  bool step_time_is_thread_cpu = false;
   absl::Duration cloud_timeout = absl::Seconds(2);  // Requests without one.
   // Fills the response's energy from the meter reading at the start.
   std::function<void(std::optional<double>, tandem::v1::InferResponse*)>

@@ -172,6 +172,27 @@ void ModelScaler::CloseWindow(absl::Time end, double utilization) {
                        100 * predicted));
 }
 
+ScalerTask ScalerLevels(std::string name, int criticality, absl::Duration full,
+                        std::optional<absl::Duration> at_floor, bool offload,
+                        std::optional<absl::Duration> forced) {
+  ScalerTask task;
+  task.name = std::move(name);
+  task.criticality = criticality;
+  task.work = {full};
+  auto add = [&task](int level, absl::Duration work) {
+    if (work >= task.work.back()) return;
+    task.levels.push_back(level);
+    task.work.push_back(work);
+  };
+  if (at_floor.has_value()) add(1, *at_floor);
+  if (offload) {
+    add(2, absl::ZeroDuration());
+  } else if (forced.has_value()) {
+    add(3, *forced);
+  }
+  return task;
+}
+
 int ModelScaler::Level(const std::string& task) const {
   absl::MutexLock lock(&mu_);
   auto it = tasks_.find(task);

@@ -9,8 +9,9 @@
 //   3  forced exit at the earliest exit that meets the floor, on the edge.
 //
 // A task only takes the levels it has (level 2 or 3, not both; no exit
-// meeting the floor: no level 3); ScalerTask lists them with each one's
-// predicted edge work per job.
+// meeting the floor: no level 3; no level that would not save work);
+// ScalerTask lists them with each one's predicted edge work per job
+// (ScalerLevels builds it).
 //
 // The controller judges windows of `window` length: a window with a miss,
 // or whose workers were busier than `degrade_utilization`, degrades one
@@ -28,6 +29,7 @@
 #define TANDEM_EDGE_MODEL_SCALER_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,16 @@ struct ScalerTask {
   std::vector<int> levels = {0};
   std::vector<absl::Duration> work = {absl::ZeroDuration()};
 };
+
+// A task's levels from what one job costs the edge at each: `full` (level
+// 0), `at_floor` (1), `offload` (2: the edge only sends), else `forced` (3).
+// A level is kept only when it costs less than the last one kept: forcing
+// every job to the earliest exit that meets the floor is no degradation
+// when most jobs leave earlier at their thresholds. Absent figures
+// (nullopt) are left out.
+ScalerTask ScalerLevels(std::string name, int criticality, absl::Duration full,
+                        std::optional<absl::Duration> at_floor, bool offload,
+                        std::optional<absl::Duration> forced);
 
 class ModelScaler {
  public:

@@ -143,5 +143,28 @@ TEST_F(ModelScalerTest, DisabledNeverChangesAndUnknownTasksAreLevelZero) {
   EXPECT_TRUE(scaler_->Changes().empty());
 }
 
+TEST(ScalerLevelsTest, ALevelIsKeptOnlyWhenItSavesWork) {
+  const absl::Duration ms = absl::Milliseconds(1);
+  // Every level cheaper than the last: all kept.
+  ScalerTask task = ScalerLevels("t", 1, 10 * ms, 8 * ms, false, 2 * ms);
+  EXPECT_EQ(task.name, "t");
+  EXPECT_EQ(task.criticality, 1);
+  EXPECT_THAT(task.levels, ::testing::ElementsAre(0, 1, 3));
+  EXPECT_THAT(task.work, ::testing::ElementsAre(10 * ms, 8 * ms, 2 * ms));
+  // Most jobs leave before the exit a forced job must reach (1.5 ms on
+  // average, 2.8 ms forced): no level 3.
+  task = ScalerLevels("t", 1, 1.5 * ms, 1.3 * ms, false, 2.8 * ms);
+  EXPECT_THAT(task.levels, ::testing::ElementsAre(0, 1));
+  // The floor's thresholds cost no less: no level 1, the forced exit stays.
+  task = ScalerLevels("t", 1, 10 * ms, 10 * ms, false, 4 * ms);
+  EXPECT_THAT(task.levels, ::testing::ElementsAre(0, 3));
+  // Offloading replaces the forced exit; absent figures are left out.
+  task = ScalerLevels("t", 1, 10 * ms, std::nullopt, true, 4 * ms);
+  EXPECT_THAT(task.levels, ::testing::ElementsAre(0, 2));
+  EXPECT_THAT(task.work, ::testing::ElementsAre(10 * ms, absl::ZeroDuration()));
+  task = ScalerLevels("t", 1, 10 * ms, std::nullopt, false, std::nullopt);
+  EXPECT_THAT(task.levels, ::testing::ElementsAre(0));
+}
+
 }  // namespace
 }  // namespace tandem

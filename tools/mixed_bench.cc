@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/stats.h"
@@ -436,13 +437,20 @@ SentLoad SendReleases(Client& client, const std::vector<MixedTask>& tasks,
           r.latency_ms = absl::ToDoubleMilliseconds(
               result.ok() ? result->client_latency : waited);
           --in_flight->count;
-          if (!result.ok()) return;
+          if (!result.ok()) {
+            r.error = std::string(result.status().message());
+            return;
+          }
           r.correct = label >= 0 && !result->top_k.empty() &&
                       result->top_k[0].index == label;
           r.scaling_level = result->scaling_level;
           r.batch_size = result->batch_size;
           r.cut_short = result->cut_short;
           r.answered_by = std::string(SiteName(result->answered_by));
+          r.edge_queue_ms =
+              absl::ToDoubleMilliseconds(result->timings.edge_queue);
+          r.edge_compute_ms =
+              absl::ToDoubleMilliseconds(result->timings.edge_compute);
         });
   }
   absl::MutexLock lock(&in_flight->mu);
@@ -572,7 +580,7 @@ std::string MixedRequestsCsv(const std::vector<MixedTask>& tasks,
   std::string csv =
       "load,cloud,policy,task,release_ms,deadline_ms,ok,status,latency_ms,"
       "missed,has_label,correct,scaling_level,batch_size,cut_short,"
-      "answered_by\n";
+      "answered_by,edge_queue_ms,edge_compute_ms,error\n";
   for (const MixedRecord& r : records) {
     if (r.load < 0 || r.load >= static_cast<int>(options.loads.size()) ||
         r.policy < 0 || r.policy >= static_cast<int>(options.policies.size()) ||
@@ -580,12 +588,15 @@ std::string MixedRequestsCsv(const std::vector<MixedTask>& tasks,
       continue;
     }
     absl::StrAppendFormat(
-        &csv, "%g,%d,%s,%s,%.3f,%.3f,%d,%d,%.3f,%d,%d,%d,%d,%d,%d,%s\n",
+        &csv,
+        "%g,%d,%s,%s,%.3f,%.3f,%d,%d,%.3f,%d,%d,%d,%d,%d,%d,%s,%.3f,%.3f,"
+        "\"%s\"\n",
         options.loads[r.load], int{r.cloud}, options.policies[r.policy],
         tasks[r.task].name, r.release_ms, r.deadline_ms, int{r.ok},
         r.status_code, r.latency_ms, int{Missed(r)}, int{r.has_label},
         int{r.correct}, r.scaling_level, r.batch_size, int{r.cut_short},
-        r.answered_by);
+        r.answered_by, r.edge_queue_ms, r.edge_compute_ms,
+        absl::StrReplaceAll(r.error, {{"\"", "\"\""}, {"\n", " "}}));
   }
   return csv;
 }

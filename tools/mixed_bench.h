@@ -127,6 +127,10 @@ struct MixedRecord {
   int batch_size = 1;
   bool cut_short = false;
   std::string answered_by;  // "edge", "cloud", "unknown"; empty on failure.
+  // Of an answer: its time in the agent's scheduler and on edge blocks.
+  double edge_queue_ms = 0;
+  double edge_compute_ms = 0;
+  std::string error;  // The failure's message; empty for an answer.
 };
 
 // A request of `task` with `deadline_ms` (also its gRPC deadline).
@@ -187,7 +191,7 @@ std::string MixedReportJson(const std::vector<MixedTask>& tasks,
 
 // One line per record: load,cloud,policy,task,release_ms,deadline_ms,ok,
 // status,latency_ms,missed,has_label,correct,scaling_level,batch_size,
-// cut_short,answered_by.
+// cut_short,answered_by,edge_queue_ms,edge_compute_ms,error (quoted).
 std::string MixedRequestsCsv(const std::vector<MixedTask>& tasks,
                              const std::vector<MixedRecord>& records,
                              const MixedReportOptions& options);

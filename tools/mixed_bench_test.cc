@@ -395,7 +395,11 @@ TEST_F(MixedReportTest, ABestBaselineWithoutMissesNeedsNoMisses) {
 }
 
 TEST_F(MixedReportTest, TaskSetAtLoadOneAndCsv) {
-  Add(kFifo, kObstacle, 0, /*ok=*/false);
+  Add(kFifo, kObstacle, 0, /*ok=*/false).error = "too \"late\", cut";
+  MixedRecord& answered = Add(kFifo, kAudit, 2);
+  answered.answered_by = "edge";
+  answered.edge_queue_ms = 0.5;
+  answered.edge_compute_ms = 1.25;
   const Value report = Report();
   EXPECT_EQ(At(report, "task_set.1.name").string_value(), "camera");
   EXPECT_NEAR(At(report, "task_set.1.period_ms").number_value(), 20 / 0.4,
@@ -407,7 +411,11 @@ TEST_F(MixedReportTest, TaskSetAtLoadOneAndCsv) {
               2 / (0.3 * 1.4), 1e-3);
   const std::string csv = MixedRequestsCsv(tasks_, records_, options_);
   EXPECT_THAT(csv, ::testing::HasSubstr(
-                       "\n0.95,1,fifo,obstacle,0.000,10.000,0,8,0.000,1,1,0"));
+                       "\n0.95,1,fifo,obstacle,0.000,10.000,0,8,0.000,1,1,0,0,"
+                       "1,0,,0.000,0.000,\"too \"\"late\"\", cut\"\n"));
+  EXPECT_THAT(csv, ::testing::HasSubstr(
+                       "\n0.95,1,fifo,audit,1.000,10.000,1,0,2.000,0,1,1,0,1,"
+                       "0,edge,0.500,1.250,\"\"\n"));
 }
 
 }  // namespace
