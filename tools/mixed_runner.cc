@@ -78,8 +78,8 @@ absl::StatusOr<double> MeasureCost(Client& client, const MixedTask& task,
   return cost_ms;
 }
 
-// A first daemon without tasks: C_i of every task (MeasureCost), and the
-// inputs.
+// A first daemon without tasks, and without the cloud (no link prober beside
+// the measured jobs): C_i of every task (MeasureCost), and the inputs.
 absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
                                     const std::string& linkemu,
                                     const fs::path& work) {
@@ -87,10 +87,10 @@ absl::StatusOr<MixedPlan> PlanMixed(const MixedRun& run,
   plan.tasks = DefaultMixedTasks();
   const std::string config_path = (work / "edge.pbtxt").string();
   std::ofstream(config_path)
-      << MixedEdgeConfig(plan.tasks, {}, "tandem_rt", /*with_cloud=*/true);
+      << MixedEdgeConfig(plan.tasks, {}, "tandem_rt", /*with_cloud=*/false);
   ASSIGN_OR_RETURN(Subprocess edge,
                    StartEdge(linkemu, run.repository, config_path, run.slowdown,
-                             /*with_cloud=*/true, work));
+                             /*with_cloud=*/false, work));
   absl::Cleanup stop = [&] {
     edge.Signal(SIGTERM);
     (void)edge.Wait(absl::Seconds(30));
