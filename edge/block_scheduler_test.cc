@@ -601,6 +601,7 @@ TEST(BlockSchedulerThreadsTest, OnlyTheMostCriticalStepsRunAtNormalPriority) {
   ASSERT_TRUE(
       critical_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   lane_release.Notify();
+  s.Shutdown();  // Joins the workers before the notifications go.
   EXPECT_EQ(long_nice, 10);
   EXPECT_EQ(lane_nice, 10);
   EXPECT_EQ(critical_nice, 0);
