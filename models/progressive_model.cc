@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/clock.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "models/model_config.h"
@@ -33,11 +34,9 @@ struct ProgressiveModel::Modules {
 namespace {
 
 // The calling thread's CPU time (LibTorch runs each call on it: the agent
-// sets one intra-op thread).
-std::chrono::nanoseconds ThreadCpuTime() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+// sets one intra-op thread), in the units EmulatedDevice keeps.
+std::chrono::nanoseconds ThreadCpuNanos() {
+  return absl::ToChronoNanoseconds(ThreadCpuTime());
 }
 
 absl::Status Invalid(const std::string& where, absl::string_view what) {
@@ -356,7 +355,7 @@ ProgressiveModel::EmulatedDevice::EmulatedDevice(const ProgressiveModel& model)
     : model_(model) {
   if (model_.slowdown_ <= 1.0) return;
   outermost_ = emulation_depth++ == 0;
-  if (outermost_) start_ = ThreadCpuTime();
+  if (outermost_) start_ = ThreadCpuNanos();
 }
 
 ProgressiveModel::EmulatedDevice::~EmulatedDevice() {
@@ -370,11 +369,11 @@ void ProgressiveModel::Dilate(std::chrono::nanoseconds start) const {
   // CPU time, not wall time: a worker that shares its core with others (or
   // is preempted) is not charged for the time it did not run, so the device
   // stays s times slower however its workers are scheduled.
-  const std::chrono::nanoseconds own = ThreadCpuTime() - start;
+  const std::chrono::nanoseconds own = ThreadCpuNanos() - start;
   const std::chrono::nanoseconds until =
-      ThreadCpuTime() + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            own * (slowdown_ - 1.0));
-  while (ThreadCpuTime() < until) {
+      ThreadCpuNanos() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             own * (slowdown_ - 1.0));
+  while (ThreadCpuNanos() < until) {
     // Busy: the emulated device is computing, not idle.
   }
 }
