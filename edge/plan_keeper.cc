@@ -300,14 +300,22 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
                            clock_->Now() - state.abandoned_at < kReturnWindow;
     const bool small_gain = KeepCurrent(
         *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
-    if (small_gain || MeasuredAgainst(state, *state.plan, plan)) {
+    const char* why = nullptr;
+    state.fall_unfelt = false;
+    if (small_gain) {
+      why = "the predicted gain is too small";
+    } else if (MeasuredAgainst(state, *state.plan, plan)) {
+      why = "its requests measured no faster";
+    } else if (FallNotFelt(state, *state.plan, plan)) {
+      why = "the link's fall has not reached the current plan's requests";
+      state.fall_unfelt = true;
+    }
+    if (why != nullptr) {
       // Said once per plan refused in a row, not at every re-plan.
       if (PlanKey(plan) != state.refused_key) {
         state.refused_key = PlanKey(plan);
         TANDEM_LOG(INFO) << model.name() << ": keeps its plan over "
-                         << plan.reason() << ": "
-                         << (small_gain ? "the predicted gain is too small"
-                                        : "its requests measured no faster");
+                         << plan.reason() << ": " << why;
       }
       return state.plan;
     }
@@ -458,13 +466,32 @@ void PlanKeeper::OnAnswered(const std::string& model,
   }
   MeasuredPlan& m = measured[key];
   if (m.regime != LinkChanges() || now - m.last > kMeasuredFor) {
-    m = MeasuredPlan{};
-    m.regime = LinkChanges();
+    // The figure it had carries over as `before_ms` when it still counted
+    // (or the one before it, through a regime too short to count).
+    MeasuredPlan next;
+    next.regime = LinkChanges();
+    if (now - m.last <= kMeasuredFor) {
+      const bool counted = m.count >= kMinMeasured;
+      next.before_ms = counted ? m.mean_ms : m.before_ms;
+      next.before_dev_ms = counted ? m.dev_ms : m.before_dev_ms;
+    }
+    m = next;
   }
+  const double took_ms = absl::ToDoubleMilliseconds(took);
   ++m.count;
   const double weight = std::max(1.0 / m.count, kMeasuredWeight);
-  m.mean_ms += weight * (absl::ToDoubleMilliseconds(took) - m.mean_ms);
+  if (m.count > 1)
+    m.dev_ms += weight * (std::fabs(took_ms - m.mean_ms) - m.dev_ms);
+  m.mean_ms += weight * (took_ms - m.mean_ms);
   m.last = now;
+  ModelState& state = it->second;
+  // The answer that may make the fall felt re-plans at once.
+  if (state.fall_unfelt && Felt(m, m.mean_ms) && state.plan != nullptr &&
+      PlanKey(*state.plan) == key) {
+    state.fall_unfelt = false;
+    state.planned_at = absl::InfinitePast();  // Re-plan with this answer.
+    WantReplans();
+  }
 }
 
 std::optional<double> PlanKeeper::Measured(const ModelState& state,
@@ -488,6 +515,31 @@ bool PlanKeeper::MeasuredAgainst(const ModelState& state,
   const std::optional<double> theirs = Measured(state, fresh);
   return mine.has_value() && theirs.has_value() &&
          *theirs * (1 + kSwitchGain) >= *mine;
+}
+
+bool PlanKeeper::FallNotFelt(const ModelState& state,
+                             const tandem::v1::Plan& current,
+                             const tandem::v1::Plan& fresh) const {
+  if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
+  const tandem::v1::PlanAlternative* now = Find(fresh, current);
+  if (now == nullptr || !now->rejected_because().empty() ||
+      now->latency_ms() <= current.predicted_latency_ms() * (1 + kSwitchGain)) {
+    return false;  // No fall for this plan, or it can no longer run.
+  }
+  const auto it = state.measured.find(PlanKey(current));
+  if (it == state.measured.end()) return false;
+  const MeasuredPlan& m = it->second;
+  if (clock_->Now() - m.last > kMeasuredFor) return false;
+  if (m.regime != LinkChanges()) {
+    // No answer since the change: unfelt, if there is a figure to feel it by.
+    return m.count >= kMinMeasured || m.before_ms > 0;
+  }
+  return m.before_ms > 0 && !Felt(m, m.mean_ms);
+}
+
+bool PlanKeeper::Felt(const MeasuredPlan& m, double took_ms) {
+  return took_ms > m.before_ms * (1 + kSwitchGain) &&
+         took_ms > m.before_ms + kFeltDeviations * m.before_dev_ms;
 }
 
 int PlanKeeper::switches() const {

@@ -12,7 +12,10 @@
 // only for a clear predicted gain (kSwitchGain), and never for a plan whose
 // answered requests, since the link last changed, were not that much faster
 // than the current plan's: where predictions of near-equal plans swing with
-// noisy estimates, the requests' own latencies settle the choice.
+// noisy estimates, the requests' own latencies settle the choice. Likewise a
+// fall of the link moves a measured plan only once its own requests feel it
+// (the first of its answers after the change that is slower by the gain):
+// two late transfers on a busy edge look like a fall to the estimator.
 // Requests with their own deadline
 // or accuracy floor that the shared plan does not meet get a plan of their
 // own (a decision costs tens of microseconds). Plans are immutable and
@@ -116,6 +119,10 @@ class PlanKeeper {
     int count = 0;
     int regime = -1;  // LinkChanges() when measured.
     absl::Time last = absl::InfinitePast();
+    double dev_ms = 0;  // Mean absolute deviation from mean_ms, alike.
+    // The figure (and deviation) of the last regime in which it counted (0:
+    // none), for telling whether a change of link reached this plan.
+    double before_ms = 0, before_dev_ms = 0;
   };
   struct ModelState {
     tandem::v1::ModelProfile edge;
@@ -135,6 +142,9 @@ class PlanKeeper {
     // Answered requests by PlanKey (OnAnswered).
     std::map<std::string, MeasuredPlan> measured;
     std::string refused_key;  // The last plan a re-plan did not switch to.
+    // The last re-plan kept the plan for a fall it has not felt: its next
+    // answer re-plans (it may be the one that feels it).
+    bool fall_unfelt = false;
   };
 
   // A switch needs this much predicted gain (twice that to return, within
@@ -148,6 +158,12 @@ class PlanKeeper {
   static constexpr absl::Duration kMeasuredFor = absl::Seconds(30);
   static constexpr double kMeasuredWeight = 0.1;
   static constexpr size_t kMeasuredPlans = 32;
+  // A slowdown felt is one beyond this many mean absolute deviations of the
+  // plan's answers (about 2.5 standard deviations of a normal spread).
+  static constexpr double kFeltDeviations = 3;
+  // Whether `took_ms` (a mean since the change) is slower than the figure
+  // before the change by the gain and beyond the plan's noise.
+  static bool Felt(const MeasuredPlan& m, double took_ms);
 
   PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
              Clock* clock);
@@ -185,6 +201,18 @@ class PlanKeeper {
   // prediction, so the current plan stays.
   bool MeasuredAgainst(const ModelState& state, const tandem::v1::Plan& current,
                        const tandem::v1::Plan& fresh) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a change that raised the prediction of `current` by more than
+  // the switching gain (a fall of the link for the bytes it sends; `fresh`
+  // made with explain) has yet to reach its requests: it counted a measured
+  // figure before the last change of link, and its answers since (if any)
+  // are not slower than that by the gain and by more than its own noise
+  // (kFeltDeviations mean absolute deviations). Two late transfers of other
+  // requests on a busy edge read as a fall of the link as much as a real one
+  // does; the plan's own requests tell them apart, a real fall within one
+  // answer.
+  bool FallNotFelt(const ModelState& state, const tandem::v1::Plan& current,
+                   const tandem::v1::Plan& fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Split, encoding, compression, forced exit and thresholds: what a request
   // following the plan does.

@@ -172,6 +172,8 @@ class PlanKeeperMeasuredTest : public PlanKeeperTest {
     ASSERT_OK(keeper_->PlanFor(*model_, policy_, {}).status());
     keeper_->WaitForPlans();
   }
+  // Answers that do not make a measured figure (PlanKeeper::kMinMeasured).
+  static constexpr int kFewerThanAFigure = 7;
   // `n` requests that followed the current plan, each answered in `took`.
   void Answer(int n, absl::Duration took) {
     ASSERT_OK_AND_ASSIGN(auto plan, keeper_->PlanFor(*model_, policy_, {}));
@@ -213,10 +215,55 @@ TEST_F(PlanKeeperMeasuredTest, APlanMeasuredFasterIsTakenBack) {
 TEST_F(PlanKeeperMeasuredTest, ALinkChangeVoidsTheMeasuredFigures) {
   MeasureBothThenPredictEdge(absl::Milliseconds(3));
   ASSERT_LT(Split(), 3);
-  // The link recovers and falls again: figures of the old regime no longer
-  // count, and the prediction (edge-only) decides.
+  // The link recovers and falls again, and the offloading plan's next answer
+  // feels it: figures of the old regime (O 3 ms, E 5 ms) no longer count,
+  // and the prediction (edge-only) decides.
   Transfer(100);
   Transfer(100);
+  Transfer(0.1);
+  Transfer(0.1);
+  Answer(1, absl::Milliseconds(100));
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+}
+
+TEST_F(PlanKeeperMeasuredTest, AFallMovesAMeasuredPlanOnceItsRequestsFeelIt) {
+  // A fast link, measured: the offloading plan, its requests at 2-4 ms
+  // (3 ms, 1 ms of mean absolute deviation).
+  Transfer(100);
+  Transfer(100);
+  ASSERT_LT(Split(), 3);
+  for (int i = 0; i < 10; ++i)
+    Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 4));
+  const int switches = keeper_->switches();
+  // Two slow transfers read as a fall of the link, but the offloading plan's
+  // own requests answer as fast as before: it stays.
+  Transfer(0.1);
+  Transfer(0.1);
+  EXPECT_LT(Split(), 3);
+  Answer(3, absl::Milliseconds(3));
+  keeper_->WaitForPlans();
+  EXPECT_LT(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches);
+  // Nor does an answer that is slow by the gain but within the plan's own
+  // noise: its mean since the change, 3.75 ms, is under 3 + 3 x 1 ms.
+  Answer(1, absl::Milliseconds(6));
+  keeper_->WaitForPlans();
+  EXPECT_LT(Split(), 3);
+  // Its next answer is slow: the fall is real for it, and that answer alone
+  // moves the plan (no interval waited for).
+  Answer(1, absl::Milliseconds(200));
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 1);
+}
+
+TEST_F(PlanKeeperMeasuredTest, AFallMovesAnUnmeasuredPlanAtOnce) {
+  // Nothing measured the offloading plan: there is nothing to feel a fall
+  // by, and the prediction decides at once (as in
+  // FollowsASustainedChangeOfTheLinkAtOnce).
+  ASSERT_LT(Split(), 3);
+  Answer(kFewerThanAFigure, absl::Milliseconds(3));
   Transfer(0.1);
   Transfer(0.1);
   EXPECT_EQ(Split(), 3);
