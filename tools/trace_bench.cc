@@ -207,18 +207,28 @@ std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
     }
     // Adaptive's own requests judge its plans too: it runs a split with exits
     // and an encoding of its own choosing, so a split where it answered at
-    // least min_settled settled requests within the margin of the oracle is
-    // a good one even when the fixed policies at that split (other exits)
-    // are slower. A plan that settled wrong still counts every request.
+    // least min_settled settled requests within the margin of the oracle's
+    // requests of the same rounds is a good one even when the fixed policies
+    // at that split (other exits) are slower. The same rounds, not the whole
+    // step: a plan taken late in a step must not be judged against rounds
+    // the machine ran faster or slower. A plan that settled wrong still
+    // counts every request.
     if (adaptive >= 0 && oracle >= 0) {
-      std::map<int, std::vector<const BenchRecord*>> by_split;
+      std::map<int, const BenchRecord*> oracle_round;  // By index_in_step.
+      for (const BenchRecord* r : settled[s][oracle])
+        oracle_round[r->index_in_step] = r;
+      std::map<int, std::vector<const BenchRecord*>> by_split, theirs;
       for (const BenchRecord* r : settled[s][adaptive]) {
-        if (r->ok) by_split[r->split].push_back(r);
+        const auto round = oracle_round.find(r->index_in_step);
+        if (!r->ok || round == oracle_round.end()) continue;
+        by_split[r->split].push_back(r);
+        theirs[r->split].push_back(round->second);
       }
       for (const auto& [split, mine] : by_split) {
         const Figures f = Summarize(mine, deadline);
+        const Figures same_rounds = Summarize(theirs[split], deadline);
         if (f.count >= options.min_settled &&
-            f.mean_ms <= options.oracle_margin * oracle_ms) {
+            f.mean_ms <= options.oracle_margin * same_rounds.mean_ms) {
           good_splits.push_back(split);
         }
       }

@@ -96,8 +96,9 @@ struct TraceReportOptions {
 // concatenation of those choices. A step's reaction counts the adaptive
 // requests before it settled on a good split for the rest of the step; a
 // step that ends on a bad split counts all of them. A split is good when a
-// fixed policy at it, or adaptive's own settled requests at it (at least
-// `min_settled`), are within `oracle_margin` of the oracle.
+// fixed policy at it is within `oracle_margin` of the oracle, or when
+// adaptive's own settled requests at it (at least `min_settled`) are within
+// `oracle_margin` of the oracle's requests of the same rounds.
 std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
                             const std::vector<TraceStep>& steps,
                             const std::vector<BenchRecord>& records,

@@ -115,6 +115,31 @@ TEST_F(TraceReportTest, AdaptivesOwnRequestsCanProveASplitGood) {
   EXPECT_THAT(step(3.5), HasSubstr("\"reaction_requests\": 6"));
 }
 
+// Adaptive moves to split 1 halfway through a step, as the machine slows
+// down: every policy takes twice as long from round 3 on. Its split-1
+// requests are judged against the oracle's requests of the same rounds,
+// not against the oracle's mean over the step.
+TEST_F(TraceReportTest, AdaptivesOwnSplitIsJudgedOverTheSameRounds) {
+  steps_.resize(1);
+  auto step = [&](double split1_ms) {
+    records_.clear();
+    for (int i = 0; i < 6; ++i) {
+      const double slow = i < 3 ? 1 : 2;
+      Add(0, kEdge, i, 6 * slow, 2);
+      Add(0, kCloud, i, 3 * slow, 0);
+      Add(0, kCloudUint8, i, 3.2 * slow, 0);
+      Add(0, kAdaptive, i, i < 3 ? 3 : split1_ms, i < 3 ? 0 : 1);
+    }
+    return Report();
+  };
+  options_.skip = 0;
+  // Split 1 at 6.2 ms against the oracle's (cloud_only) 6 ms in the same
+  // rounds: good, though its mean over the step is 4.5 ms.
+  EXPECT_THAT(step(6.2), HasSubstr("\"reaction_requests\": 0"));
+  // At 7 ms it is 1.17x the oracle in those rounds: not settled.
+  EXPECT_THAT(step(7), HasSubstr("\"reaction_requests\": 6"));
+}
+
 // A failed request counts at the deadline, in the step and over the trace,
 // and as a miss; a fixed policy that only fails cannot be the oracle.
 TEST_F(TraceReportTest, FailuresCountAtTheDeadline) {
