@@ -14,8 +14,9 @@
 // than the current plan's: where predictions of near-equal plans swing with
 // noisy estimates, the requests' own latencies settle the choice. Likewise a
 // fall of the link moves a measured plan only once its own requests feel it
-// (the first of its answers after the change that is slower by the gain):
-// two late transfers on a busy edge look like a fall to the estimator.
+// (its answers since the change slower by the gain and beyond their own
+// noise): two late transfers on a busy edge look like a fall to the
+// estimator.
 // Requests with their own deadline
 // or accuracy floor that the shared plan does not meet get a plan of their
 // own (a decision costs tens of microseconds). Plans are immutable and
