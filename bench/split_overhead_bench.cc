@@ -7,12 +7,23 @@
 //   [--models=fmnist_branchy,camera_branchy]
 //
 // Prints one JSON object: per model, p50/p99/mean overhead in ms and the
-// compute it was measured against, and the baseline it is judged by: the
-// same bytes through two bare gRPC hops of the same kinds (a unix-socket
-// server whose handler forwards over TCP loopback to a server that answers
-// at once, both on gRPC's callback threads), one bare request after every
-// Tandem request. `overhead_vs_bare_grpc` is Tandem's overhead p50 over the
-// bare round trip's p50. Servers run in this process.
+// compute it was measured against, and two baselines over the same two hops
+// (a unix-socket server whose handler forwards over TCP loopback to a second
+// server, both answering on gRPC's callback threads), each called once after
+// every Tandem request:
+// - bare gRPC: the same bytes, handlers that do nothing else
+//   (`overhead_vs_bare_grpc`: Tandem's overhead p50 over its round trip's
+//   p50). Where its time goes, as Tandem's is split: `bare_grpc_parts_ms`.
+// - the same model by hand: the first hop runs blocks [0, split) and
+//   forwards the activation's FP32 bytes, the second runs the rest and the
+//   final exit, with no queue, scheduler, planner or metrics
+//   (`overhead_vs_bare_pipeline`: overhead p50 over its overhead p50, each
+//   its latency minus the compute it timed). It tells the framework's own
+//   cost from what any two hops cost when real compute lies between them.
+// Servers run in this process.
+#include <torch/torch.h>
+
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -23,10 +34,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "cloud/cloud_server.h"
+#include "common/daemon.h"
 #include "common/stats.h"
 #include "edge/edge_server.h"
 #include "grpcpp/grpcpp.h"
+#include "models/model_repository.h"
+#include "models/progressive_model.h"
 #include "tandem/client.h"
 #include "tandem/v1/cloud_service.grpc.pb.h"
 #include "tandem/v1/edge_service.grpc.pb.h"
@@ -67,6 +82,10 @@ class BareEdge : public tandem::v1::EdgeService::CallbackService {
   explicit BareEdge(std::shared_ptr<grpc::Channel> cloud)
       : stub_(tandem::v1::CloudService::NewStub(std::move(cloud))) {}
   void set_offload_bytes(int64_t bytes) { payload_.assign(bytes, '\x01'); }
+  // Receipt to reply of the last call: the cloud round trip.
+  absl::Duration last_handled() const {
+    return absl::Nanoseconds(last_handled_ns_.load());
+  }
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
                                   const InferRequest* request,
@@ -77,28 +96,175 @@ class BareEdge : public tandem::v1::EdgeService::CallbackService {
       ContinueResponse response;
     };
     auto* call = new Call;
+    const absl::Time received = absl::Now();
     call->request.set_model_name(request->model_name());
     call->request.set_id(request->id());
     *call->request.add_raw_input_contents() = payload_;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    stub_->async()->Continue(&call->context, &call->request, &call->response,
-                             [call, reactor, response](grpc::Status status) {
-                               *response->mutable_top_k() =
-                                   call->response.top_k();
-                               delete call;
-                               reactor->Finish(status);
-                             });
+    stub_->async()->Continue(
+        &call->context, &call->request, &call->response,
+        [this, call, reactor, response, received](grpc::Status status) {
+          *response->mutable_top_k() = call->response.top_k();
+          delete call;
+          last_handled_ns_.store(
+              absl::ToInt64Nanoseconds(absl::Now() - received));
+          reactor->Finish(status);
+        });
     return reactor;
   }
 
  private:
   std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
   std::string payload_;
+  std::atomic<int64_t> last_handled_ns_{0};
+};
+
+// One sample's FP32 bytes as a tensor of [1, shape...], or why not.
+absl::StatusOr<at::Tensor> FromBytes(const std::string& bytes,
+                                     const std::vector<int64_t>& shape) {
+  std::vector<int64_t> sizes = {1};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  int64_t elements = 1;
+  for (int64_t d : sizes) elements *= d;
+  if (static_cast<int64_t>(bytes.size()) != elements * 4)
+    return absl::InvalidArgumentError("not one FP32 sample of the shape");
+  return at::from_blob(const_cast<char*>(bytes.data()), sizes, at::kFloat)
+      .clone();
+}
+
+// The compute of the hand-made pipeline runs on gRPC's threads with the
+// daemons' intra-op setting (one thread; an OpenMP setting is per thread).
+void OneIntraOpThread() {
+  thread_local bool set = false;
+  if (!set) at::set_num_threads(1);
+  set = true;
+}
+
+// Hop 2 of the hand-made pipeline: the rest of the blocks and the final
+// exit, answered inline.
+class PipelineCloud : public tandem::v1::CloudService::CallbackService {
+ public:
+  explicit PipelineCloud(const ModelRepository* models) : models_(models) {}
+
+  grpc::ServerUnaryReactor* Continue(grpc::CallbackServerContext* context,
+                                     const ContinueRequest* request,
+                                     ContinueResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    const absl::Status status = Run(*request, response);
+    reactor->Finish(status.ok() ? grpc::Status::OK
+                                : grpc::Status(grpc::StatusCode::INTERNAL,
+                                               std::string(status.message())));
+    return reactor;
+  }
+
+ private:
+  absl::Status Run(const ContinueRequest& request,
+                   ContinueResponse* response) const {
+    OneIntraOpThread();
+    auto model = models_->Get(request.model_name());
+    if (!model.ok()) return model.status();
+    const int split = request.start_block();
+    const int last = (*model)->num_blocks();
+    if (request.raw_input_contents_size() != 1 || split < 0 || split >= last)
+      return absl::InvalidArgumentError("one input and a start block");
+    auto x = FromBytes(request.raw_input_contents(0),
+                       (*model)->BlockInputShape(split));
+    if (!x.ok()) return x.status();
+    const absl::Time start = absl::Now();
+    auto out = (*model)->RunBlocks(*x, split, last);
+    if (!out.ok()) return out.status();
+    auto exit = (*model)->EvaluateExit(last - 1, *out);
+    if (!exit.ok()) return exit.status();
+    response->set_compute_us(absl::ToInt64Microseconds(absl::Now() - start));
+    response->set_id(request.id());
+    auto* top = response->add_top_k();
+    top->set_index(exit->predicted[0]);
+    top->set_probability(exit->confidence[0]);
+    return absl::OkStatus();
+  }
+
+  const ModelRepository* models_;
+};
+
+// Hop 1 of the hand-made pipeline: blocks [0, split) inline, their output's
+// FP32 bytes forwarded. Answers with both hops' compute in its timings.
+class PipelineEdge : public tandem::v1::EdgeService::CallbackService {
+ public:
+  PipelineEdge(const ModelRepository* models, int split,
+               std::shared_ptr<grpc::Channel> cloud)
+      : models_(models),
+        split_(split),
+        stub_(tandem::v1::CloudService::NewStub(std::move(cloud))) {}
+
+  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
+                                  const InferRequest* request,
+                                  InferResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    struct Call {
+      grpc::ClientContext context;
+      ContinueRequest request;
+      ContinueResponse response;
+    };
+    auto call = std::make_unique<Call>();
+    const absl::Status status = RunEdge(*request, &call->request, response);
+    if (!status.ok()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                                   std::string(status.message())));
+      return reactor;
+    }
+    Call* raw = call.release();
+    stub_->async()->Continue(
+        &raw->context, &raw->request, &raw->response,
+        [raw, reactor, response](grpc::Status status) {
+          *response->mutable_top_k() = raw->response.top_k();
+          response->mutable_timings()->set_cloud_compute_us(
+              raw->response.compute_us());
+          delete raw;
+          reactor->Finish(status);
+        });
+    return reactor;
+  }
+
+ private:
+  absl::Status RunEdge(const InferRequest& request, ContinueRequest* offload,
+                       InferResponse* response) const {
+    OneIntraOpThread();
+    auto model = models_->Get(request.model_name());
+    if (!model.ok()) return model.status();
+    if (request.raw_input_contents_size() != 1)
+      return absl::InvalidArgumentError("one input");
+    auto x =
+        FromBytes(request.raw_input_contents(0), (*model)->BlockInputShape(0));
+    if (!x.ok()) return x.status();
+    const absl::Time start = absl::Now();
+    auto out = (*model)->RunBlocks(*x, 0, split_);
+    if (!out.ok()) return out.status();
+    response->mutable_timings()->set_edge_compute_us(
+        absl::ToInt64Microseconds(absl::Now() - start));
+    const at::Tensor activation = out->contiguous();
+    offload->set_model_name(request.model_name());
+    offload->set_id(request.id());
+    offload->set_start_block(split_);
+    offload->add_raw_input_contents()->assign(
+        static_cast<const char*>(activation.data_ptr()),
+        activation.numel() * sizeof(float));
+    return absl::OkStatus();
+  }
+
+  const ModelRepository* models_;
+  const int split_;
+  std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
 };
 
 struct Summary {
   SampleWindow overhead_ms{1 << 20}, total_ms{1 << 20}, compute_ms{1 << 20},
       bare_ms{1 << 20};
+  // The bare hops' parts: SDK <-> forwarder, and the forwarder's receipt to
+  // reply (the cloud round trip).
+  SampleWindow bare_client_hop_ms{1 << 20}, bare_cloud_round_trip_ms{1 << 20};
+  // The hand-made pipeline: latency, compute, and their difference.
+  SampleWindow pipeline_ms{1 << 20}, pipeline_compute_ms{1 << 20},
+      pipeline_overhead_ms{1 << 20};
   // Where the overhead went, as the agent's timings split it.
   SampleWindow client_hop_ms{1 << 20}, edge_queue_ms{1 << 20},
       encode_ms{1 << 20}, transfer_ms{1 << 20}, cloud_queue_ms{1 << 20},
@@ -107,6 +273,23 @@ struct Summary {
 };
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+struct Timed {
+  absl::Duration latency;
+  InferResponse response;
+};
+
+// One blocking Infer and its latency as the caller sees it.
+absl::StatusOr<Timed> TimedInfer(tandem::v1::EdgeService::Stub& stub,
+                                 const InferRequest& request) {
+  Timed timed;
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  const grpc::Status status = stub.Infer(&context, request, &timed.response);
+  timed.latency = absl::Now() - start;
+  if (!status.ok()) return absl::InternalError(status.error_message());
+  return timed;
+}
 
 // The overhead's parts, p50 each: the SDK <-> agent hop (client latency
 // minus the agent's receipt-to-reply), waiting in the agent's scheduler,
@@ -183,6 +366,41 @@ int Main() {
   auto bare_stub = tandem::v1::EdgeService::NewStub(grpc::CreateChannel(
       "unix:" + bare_socket, grpc::InsecureChannelCredentials()));
 
+  // The hand-made pipeline's two hops, of the same kinds, on its own copy of
+  // the models.
+  ModelLoadOptions load;
+  load.newest_version_only = true;
+  auto pipeline_models = ModelRepository::Load(repo, load);
+  if (!pipeline_models.ok()) {
+    std::cerr << pipeline_models.status() << "\n";
+    return 1;
+  }
+  PipelineCloud pipeline_cloud(pipeline_models->get());
+  int pipeline_cloud_port = 0;
+  grpc::ServerBuilder pipeline_cloud_builder;
+  pipeline_cloud_builder.AddListeningPort(
+      "127.0.0.1:0", grpc::InsecureServerCredentials(), &pipeline_cloud_port);
+  pipeline_cloud_builder.RegisterService(&pipeline_cloud);
+  std::unique_ptr<grpc::Server> pipeline_cloud_server =
+      pipeline_cloud_builder.BuildAndStart();
+  PipelineEdge pipeline_edge(
+      pipeline_models->get(), absl::GetFlag(FLAGS_split),
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", pipeline_cloud_port),
+                          grpc::InsecureChannelCredentials()));
+  const std::string pipeline_socket = socket + ".pipeline";
+  grpc::ServerBuilder pipeline_edge_builder;
+  pipeline_edge_builder.AddListeningPort("unix:" + pipeline_socket,
+                                         grpc::InsecureServerCredentials());
+  pipeline_edge_builder.RegisterService(&pipeline_edge);
+  std::unique_ptr<grpc::Server> pipeline_edge_server =
+      pipeline_edge_builder.BuildAndStart();
+  if (pipeline_cloud_server == nullptr || pipeline_edge_server == nullptr) {
+    std::cerr << "cannot start the hand-made pipeline's servers\n";
+    return 1;
+  }
+  auto pipeline_stub = tandem::v1::EdgeService::NewStub(grpc::CreateChannel(
+      "unix:" + pipeline_socket, grpc::InsecureChannelCredentials()));
+
   std::vector<std::string> entries;
   for (const std::string& name : absl::GetFlag(FLAGS_models)) {
     const ModelInfo* info = nullptr;
@@ -225,19 +443,30 @@ int Main() {
       bare_request.add_raw_input_contents()->assign(
           reinterpret_cast<const char*>(input.data()),
           input.size() * sizeof(float));
-      InferResponse bare_response;
-      grpc::ClientContext bare_context;
-      const absl::Time bare_start = absl::Now();
-      const grpc::Status bare_status =
-          bare_stub->Infer(&bare_context, bare_request, &bare_response);
-      const absl::Duration bare_latency = absl::Now() - bare_start;
-      if (!bare_status.ok()) {
-        std::cerr << "bare gRPC request failed: " << bare_status.error_message()
+      const absl::StatusOr<Timed> bare = TimedInfer(*bare_stub, bare_request);
+      if (!bare.ok()) {
+        std::cerr << "bare gRPC request failed: " << bare.status() << "\n";
+        return 1;
+      }
+      const absl::Duration bare_handled = bare_edge.last_handled();
+      const absl::StatusOr<Timed> pipeline =
+          TimedInfer(*pipeline_stub, bare_request);
+      if (!pipeline.ok()) {
+        std::cerr << "hand-made pipeline request failed: " << pipeline.status()
                   << "\n";
         return 1;
       }
       if (i < 0) continue;  // Warm-up.
-      summary.bare_ms.Add(absl::ToDoubleMilliseconds(bare_latency));
+      summary.bare_ms.Add(Ms(bare->latency));
+      summary.bare_client_hop_ms.Add(Ms(bare->latency - bare_handled));
+      summary.bare_cloud_round_trip_ms.Add(Ms(bare_handled));
+      const absl::Duration pipeline_compute =
+          absl::Microseconds(pipeline->response.timings().edge_compute_us() +
+                             pipeline->response.timings().cloud_compute_us());
+      summary.pipeline_ms.Add(Ms(pipeline->latency));
+      summary.pipeline_compute_ms.Add(Ms(pipeline_compute));
+      summary.pipeline_overhead_ms.Add(
+          Ms(pipeline->latency - pipeline_compute));
       const absl::Duration compute =
           result->timings.edge_compute + result->timings.cloud_compute;
       summary.overhead_ms.Add(
@@ -261,24 +490,38 @@ int Main() {
     }
     const double overhead_p50 = summary.overhead_ms.Percentile(50);
     const double bare_p50 = summary.bare_ms.Percentile(50);
+    const double pipeline_overhead_p50 =
+        summary.pipeline_overhead_ms.Percentile(50);
     entries.push_back(absl::StrFormat(
         "\"%s\": {\"requests\": %d, \"split\": %d, \"bytes_sent\": %d, "
         "\"overhead_ms\": {\"p50\": %.4f, \"p99\": %.4f, \"mean\": %.4f}, "
         "\"total_ms\": {\"p50\": %.4f, \"p99\": %.4f}, \"compute_ms\": "
         "{\"p50\": %.4f}, \"bare_grpc_two_hops_ms\": {\"p50\": %.4f, "
         "\"p99\": %.4f}, \"overhead_p50_ms\": %.4f, "
-        "\"overhead_vs_bare_grpc\": %.4f, \"overhead_p50_parts_ms\": %s}",
+        "\"overhead_vs_bare_grpc\": %.4f, \"overhead_p50_parts_ms\": %s, "
+        "\"bare_grpc_parts_ms\": {\"client_hop\": %.4f, "
+        "\"cloud_round_trip\": %.4f}, \"bare_pipeline_ms\": {\"p50\": %.4f, "
+        "\"p99\": %.4f, \"compute_p50\": %.4f, \"overhead_p50\": %.4f}, "
+        "\"overhead_vs_bare_pipeline\": %.4f}",
         name, requests, options.split_point.value(), summary.bytes,
         overhead_p50, summary.overhead_ms.Percentile(99),
         summary.overhead_ms.Mean(), summary.total_ms.Percentile(50),
         summary.total_ms.Percentile(99), summary.compute_ms.Percentile(50),
         bare_p50, summary.bare_ms.Percentile(99), overhead_p50,
-        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0, BreakdownJson(summary)));
+        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0, BreakdownJson(summary),
+        summary.bare_client_hop_ms.Percentile(50),
+        summary.bare_cloud_round_trip_ms.Percentile(50),
+        summary.pipeline_ms.Percentile(50), summary.pipeline_ms.Percentile(99),
+        summary.pipeline_compute_ms.Percentile(50), pipeline_overhead_p50,
+        pipeline_overhead_p50 > 0 ? overhead_p50 / pipeline_overhead_p50
+                                  : 0.0));
   }
   std::cout << "{" << absl::StrJoin(entries, ", ") << "}\n";
   client->reset();
   bare_edge_server->Shutdown();
   bare_cloud_server->Shutdown();
+  pipeline_edge_server->Shutdown();
+  pipeline_cloud_server->Shutdown();
   (*edge)->Shutdown();
   (*cloud)->Shutdown();
   return 0;
@@ -288,6 +531,7 @@ int Main() {
 }  // namespace tandem
 
 int main(int argc, char** argv) {
+  tandem::DisableMutexDeadlockDetection();
   absl::ParseCommandLine(argc, argv);
   return tandem::Main();
 }

@@ -160,6 +160,7 @@ int Main() {
 }  // namespace tandem
 
 int main(int argc, char** argv) {
+  tandem::DisableMutexDeadlockDetection();
   tandem::BlockTerminationSignals();
   absl::SetProgramUsageMessage(
       "Finishes split inferences for Tandem edge agents.");

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tandem {
 namespace {
@@ -25,6 +26,10 @@ sigset_t TerminationSignals() {
 }
 
 }  // namespace
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 void BlockTerminationSignals() {
   const sigset_t set = TerminationSignals();

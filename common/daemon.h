@@ -19,6 +19,13 @@ namespace tandem {
 // starts later. Call first thing in main(), before any thread exists.
 void BlockTerminationSignals();
 
+// Debian builds Abseil without NDEBUG, so every absl::Mutex acquisition runs
+// Abseil's lock-order (deadlock) detector: a global graph of which locks were
+// held together, updated under a global lock. The daemons, the CLI and the
+// benchmarks turn it off first thing in main(); tests keep it (it reports a
+// lock-order inversion even when the deadlock did not happen).
+void DisableMutexDeadlockDetection();
+
 // Waits for one of the blocked signals and returns its number.
 int WaitForTerminationSignal();
 

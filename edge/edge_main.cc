@@ -201,6 +201,7 @@ int Main() {
 }  // namespace tandem
 
 int main(int argc, char** argv) {
+  tandem::DisableMutexDeadlockDetection();
   tandem::BlockTerminationSignals();
   absl::SetProgramUsageMessage(
       "The Tandem edge agent: split inference between edge and cloud.");

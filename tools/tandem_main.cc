@@ -100,6 +100,7 @@ void ConfigureUsage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::DisableMutexDeadlockDetection();
   ConfigureUsage();
   std::vector<std::string> args;
   bool after_double_dash = false;
