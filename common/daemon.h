@@ -22,8 +22,8 @@ void BlockTerminationSignals();
 // Debian builds Abseil without NDEBUG, so every absl::Mutex acquisition runs
 // Abseil's lock-order (deadlock) detector: a global graph of which locks were
 // held together, updated under a global lock. The daemons, the CLI and the
-// benchmarks turn it off first thing in main(); tests keep it (it reports a
-// lock-order inversion even when the deadlock did not happen).
+// overhead benchmark turn it off first thing in main(); test binaries keep it
+// (it reports a lock-order inversion even when the deadlock did not happen).
 void DisableMutexDeadlockDetection();
 
 // Waits for one of the blocked signals and returns its number.

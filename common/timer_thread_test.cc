@@ -22,11 +22,17 @@ TEST(TimerThread, RunsCallbacksInTimeOrderNotInTheOrderAdded) {
       order.push_back(i);
     };
   };
+  // The first callback holds the timer thread until every timer is in, so a
+  // test thread descheduled between two At calls (as under TSan on a busy
+  // machine) cannot let an early timer run before a later one is added.
+  absl::Notification all_added;
+  timers.At(now, [&] { all_added.WaitForNotification(); });
   timers.At(now + absl::Milliseconds(60), record(3));
   timers.At(now + absl::Milliseconds(20), record(1));
   timers.At(now + absl::Milliseconds(40), record(2));
   timers.At(now + absl::Milliseconds(40), record(22));  // Tie: added later.
   timers.At(now + absl::Milliseconds(80), [&] { done.Notify(); });
+  all_added.Notify();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   absl::MutexLock lock(&mu);
   EXPECT_EQ(order, (std::vector<int>{1, 2, 22, 3}));
