@@ -150,13 +150,42 @@ Client::Client(std::shared_ptr<grpc::Channel> channel,
     : channel_(std::move(channel)),
       stub_(tandem::v1::EdgeService::NewStub(channel_)),
       bearer_token_(options.bearer_token),
-      rpc_timeout_(options.rpc_timeout) {}
+      rpc_timeout_(options.rpc_timeout),
+      watcher_([this] { WatchConnection(); }) {}
 
 Client::~Client() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  watcher_.join();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](int* outstanding) { return *outstanding == 0; },
       &outstanding_async_calls_));
+}
+
+void Client::WatchConnection() {
+  // Also how long the destructor may wait for this thread.
+  constexpr absl::Duration kPoll = absl::Milliseconds(100);
+  for (;;) {
+    const grpc_connectivity_state state =
+        channel_->GetState(/*try_to_connect=*/false);
+    if (state == GRPC_CHANNEL_SHUTDOWN) return;
+    if (state == GRPC_CHANNEL_CONNECTING ||
+        state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      // Returns at a change of state or at the deadline, polling meanwhile.
+      channel_->WaitForStateChange(state,
+                                   absl::ToChronoTime(absl::Now() + kPoll));
+    }
+    absl::MutexLock lock(&mu_);
+    // Idle or ready: the calls themselves poll; look again in a while.
+    if (state != GRPC_CHANNEL_CONNECTING &&
+        state != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), kPoll);
+    }
+    if (stopping_) return;
+  }
 }
 
 void Client::PrepareContext(grpc::ClientContext* context,

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -171,7 +172,8 @@ struct ClientOptions {
 
 // A connection to one edge agent. Thread-safe: one Client may serve many
 // threads at once. The destructor waits for outstanding InferAsync calls to
-// run their callbacks.
+// run their callbacks. Each Client keeps one background thread that drives
+// the connection while the agent is unreachable (see WatchConnection).
 class Client {
  public:
   using InferCallback = std::function<void(absl::StatusOr<InferResult>)>;
@@ -213,6 +215,14 @@ class Client {
   void PrepareContext(grpc::ClientContext* context,
                       absl::Duration deadline) const;
   void FinishAsyncCall();
+  // Runs on `watcher_` until the destructor: while the channel is
+  // connecting or failing, waits on its state, which polls the connection
+  // attempt. Without it nothing would: calls fail at once without touching
+  // the connection, and gRPC 1.51 then reads a new connection's handshake
+  // only from its 5 s backup poller (grpc/grpc#28866), so an agent back from
+  // a restart would be reached seconds late, or its handshake would time out
+  // and the wait begin again.
+  void WatchConnection();
 
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<tandem::v1::EdgeService::Stub> stub_;
@@ -221,6 +231,9 @@ class Client {
 
   absl::Mutex mu_;
   int outstanding_async_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Last: starts once every other member is initialized.
+  std::thread watcher_;
 };
 
 }  // namespace tandem
