@@ -163,15 +163,18 @@ std::string PlanKeeper::PlanKey(const tandem::v1::Plan& plan) {
   return key;
 }
 
-bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current,
+bool PlanKeeper::KeepCurrent(const ModelState& state,
+                             const tandem::v1::Plan& current,
                              const tandem::v1::Plan& fresh, double gain) {
   // Switching pays only for a clear gain: near-ties would make plans flap
   // with every noisy measurement.
-  const double kGain = gain;
   const tandem::v1::PlanAlternative* now = Find(fresh, current);
   if (now == nullptr || !now->rejected_because().empty()) return false;
   const auto& best = fresh.alternatives(fresh.chosen());
-  double current_cost = now->latency_ms(), best_cost = best.latency_ms();
+  // Latency is what answers measure: each prediction is weighed by how its
+  // plan's answers compared with its predictions.
+  double current_cost = now->latency_ms() * BiasOf(state, PlanKey(current)),
+         best_cost = best.latency_ms() * BiasOf(state, PlanKey(fresh));
   switch (fresh.objective()) {
     case tandem::v1::OBJECTIVE_MIN_ENERGY:
       current_cost = now->energy_mj();
@@ -186,7 +189,30 @@ bool PlanKeeper::KeepCurrent(const tandem::v1::Plan& current,
     default:
       break;
   }
-  return current_cost <= best_cost * (1 + kGain);
+  return current_cost <= best_cost * (1 + gain);
+}
+
+double PlanKeeper::BiasOf(const ModelState& state, const std::string& key) {
+  const auto it = state.bias.find(key);
+  if (it == state.bias.end() || it->second.ratios.size() < kMinMeasured)
+    return 1;
+  // The mean ratio, moved toward 1 by two standard errors: answers scatter
+  // around their prediction (a cascade's requests leave at different exits,
+  // and the prediction is their expectation), and only a bias beyond that
+  // scatter may move a decision.
+  const std::vector<double>& ratios = it->second.ratios;
+  const double n = static_cast<double>(ratios.size());
+  double sum = 0, squares = 0;
+  for (double r : ratios) {
+    sum += r;
+    squares += r * r;
+  }
+  const double mean = sum / n;
+  const double variance = std::max(0.0, (squares - n * mean * mean) / (n - 1));
+  const double margin = 2 * std::sqrt(variance / n);
+  const double bias =
+      mean > 1 ? std::max(1.0, mean - margin) : std::min(1.0, mean + margin);
+  return std::clamp(bias, 1 / kMaxBias, kMaxBias);
 }
 
 bool PlanKeeper::NeedsReplan(const ModelState& state,
@@ -288,7 +314,10 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   state.planned_at = clock_->Now();
   const bool same_policy =
       state.plan != nullptr && state.planned_policy == policy_key;
-  if (same_policy && PlanKey(plan) == PlanKey(*state.plan)) return state.plan;
+  if (same_policy && PlanKey(plan) == PlanKey(*state.plan)) {
+    state.predicted_ms = plan.predicted_latency_ms();
+    return state.plan;
+  }
   if (same_policy) {
     constraints.explain = true;
     ASSIGN_OR_RETURN(plan, ChoosePlan(input, constraints));
@@ -299,7 +328,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const bool returning = PlanKey(plan) == state.abandoned_key &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
     const bool small_gain = KeepCurrent(
-        *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
+        state, *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
     const char* why = nullptr;
     state.fall_unfelt = false;
     if (small_gain) {
@@ -315,8 +344,12 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
       if (PlanKey(plan) != state.refused_key) {
         state.refused_key = PlanKey(plan);
         TANDEM_LOG(INFO) << model.name() << ": keeps its plan over "
-                         << plan.reason() << ": " << why;
+                         << plan.reason() << ": " << why << " (predictions x"
+                         << BiasOf(state, PlanKey(*state.plan)) << " kept, x"
+                         << BiasOf(state, PlanKey(plan)) << " refused)";
       }
+      if (const auto* now = Find(plan, *state.plan); now != nullptr)
+        state.predicted_ms = now->latency_ms();
       return state.plan;
     }
     state.refused_key.clear();
@@ -333,6 +366,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
                      << network_.rtt_ms() << " ms)";
   }
   state.plan = shared;
+  state.predicted_ms = shared->predicted_latency_ms();
   state.planned_policy = policy_key;
   ++switches_;
   return shared;
@@ -454,8 +488,9 @@ void PlanKeeper::OnAnswered(const std::string& model,
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model);
   if (it == states_.end()) return;
-  std::map<std::string, MeasuredPlan>& measured = it->second.measured;
   const absl::Time now = clock_->Now();
+  AddBias(it->second, key, plan, took, now);
+  std::map<std::string, MeasuredPlan>& measured = it->second.measured;
   if (measured.size() >= kMeasuredPlans && measured.count(key) == 0) {
     // Full (own-SLA plans vary): forget the plan answered longest ago.
     auto oldest = std::min_element(measured.begin(), measured.end(),
@@ -492,6 +527,36 @@ void PlanKeeper::OnAnswered(const std::string& model,
     state.planned_at = absl::InfinitePast();  // Re-plan with this answer.
     WantReplans();
   }
+}
+
+void PlanKeeper::AddBias(ModelState& state, const std::string& key,
+                         const tandem::v1::Plan& plan, absl::Duration took,
+                         absl::Time now) {
+  // The shared plan is judged by its latest prediction: a re-plan that kept
+  // it re-predicted it under the estimates its answers ran in.
+  const double predicted = state.plan != nullptr && PlanKey(*state.plan) == key
+                               ? state.predicted_ms
+                               : plan.predicted_latency_ms();
+  if (predicted <= 0) return;
+  if (state.bias.size() >= kMeasuredPlans && state.bias.count(key) == 0) {
+    auto oldest = std::min_element(state.bias.begin(), state.bias.end(),
+                                   [](const auto& a, const auto& b) {
+                                     return a.second.last < b.second.last;
+                                   });
+    state.bias.erase(oldest);
+  }
+  Bias& bias = state.bias[key];
+  // A stall of many times the prediction says little about the plan's bias
+  // and would swamp the mean: it counts as kMaxRatio.
+  const double ratio =
+      std::min(kMaxRatio, absl::ToDoubleMilliseconds(took) / predicted);
+  if (bias.ratios.size() < kBiasSamples) {
+    bias.ratios.push_back(ratio);
+  } else {
+    bias.ratios[bias.next] = ratio;
+    bias.next = (bias.next + 1) % kBiasSamples;
+  }
+  bias.last = now;
 }
 
 std::optional<double> PlanKeeper::Measured(const ModelState& state,

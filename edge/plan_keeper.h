@@ -16,7 +16,13 @@
 // fall of the link moves a measured plan only once its own requests feel it
 // (its answers since the change slower by the gain and beyond their own
 // noise): two late transfers on a busy edge look like a fall to the
-// estimator.
+// estimator. Predictions carry a bias of their own (a cloud that computes
+// faster than its profile, costs the planner does not model), which no
+// fixed gain absorbs: the switching decision weighs each plan's prediction
+// by how its answers compared with its predictions (the mean ratio of its
+// last answers, kept across link regimes, where it stands out of their
+// scatter), so a plan measured 15% faster than predicted before the link
+// fell is judged by that when it recovers.
 // Requests with their own deadline
 // or accuracy floor that the shared plan does not meet get a plan of their
 // own (a decision costs tens of microseconds). Plans are immutable and
@@ -125,12 +131,22 @@ class PlanKeeper {
     // none), for telling whether a change of link reached this plan.
     double before_ms = 0, before_dev_ms = 0;
   };
+  // How one plan's answers compared with its predictions, across link
+  // regimes: answer over prediction, the last kBiasSamples of them.
+  struct Bias {
+    std::vector<double> ratios;  // A ring, `next` the oldest once full.
+    size_t next = 0;
+    absl::Time last = absl::InfinitePast();
+  };
   struct ModelState {
     tandem::v1::ModelProfile edge;
     std::optional<tandem::v1::ModelProfile> cloud;
     double cloud_queue_ms = 0;
     std::vector<Ewma> block_us;  // Online refresh of edge.blocks.
     std::shared_ptr<const tandem::v1::Plan> plan;  // For the default SLA.
+    // The latest prediction for `plan` (a re-plan that keeps the plan
+    // re-predicts it under the new estimates without replacing it).
+    double predicted_ms = 0;
     double planned_uplink = 0, planned_rtt = 0;
     int planned_changes = 0;  // Link changes the estimator had seen.
     absl::Time planned_at = absl::InfinitePast();
@@ -142,6 +158,7 @@ class PlanKeeper {
     absl::Time abandoned_at = absl::InfinitePast();
     // Answered requests by PlanKey (OnAnswered).
     std::map<std::string, MeasuredPlan> measured;
+    std::map<std::string, Bias> bias;  // By PlanKey (OnAnswered).
     std::string refused_key;  // The last plan a re-plan did not switch to.
     // The last re-plan kept the plan for a fall it has not felt: its next
     // answer re-plans (it may be the one that feels it).
@@ -162,6 +179,13 @@ class PlanKeeper {
   // A slowdown felt is one beyond this many mean absolute deviations of the
   // plan's answers (about 2.5 standard deviations of a normal spread).
   static constexpr double kFeltDeviations = 3;
+  // A plan's prediction is weighed by the mean of its last kBiasSamples
+  // answer/prediction ratios (each at most kMaxRatio), moved toward 1 by two
+  // standard errors, once it has kMinMeasured of them; bounded to
+  // [1 / kMaxBias, kMaxBias].
+  static constexpr size_t kBiasSamples = 30;
+  static constexpr double kMaxRatio = 10;
+  static constexpr double kMaxBias = 2;
   // Whether `took_ms` (a mean since the change) is slower than the figure
   // before the change by the gain and beyond the plan's noise.
   static bool Felt(const MeasuredPlan& m, double took_ms);
@@ -190,9 +214,19 @@ class PlanKeeper {
       const ProgressiveModel& model, const tandem::v1::EdgeModelPolicy& policy,
       ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `current` stays although `fresh` (made with explain) chose
-  // otherwise: it is still feasible and within `gain` of the best.
-  static bool KeepCurrent(const tandem::v1::Plan& current,
+  // otherwise: it is still feasible and within `gain` of the best, each
+  // latency prediction weighed by its plan's Bias.
+  static bool KeepCurrent(const ModelState& state,
+                          const tandem::v1::Plan& current,
                           const tandem::v1::Plan& fresh, double gain);
+  // The bias of the plan with key `key` (see kBiasSamples); 1 while it has
+  // fewer than kMinMeasured answers or its answers scatter too widely to
+  // tell.
+  static double BiasOf(const ModelState& state, const std::string& key);
+  // Adds an answer of the plan with key `key` to its Bias.
+  static void AddBias(ModelState& state, const std::string& key,
+                      const tandem::v1::Plan& plan, absl::Duration took,
+                      absl::Time now);
   // The measured mean of `plan` in the current link regime, if it counts.
   std::optional<double> Measured(const ModelState& state,
                                  const tandem::v1::Plan& plan) const
