@@ -334,6 +334,10 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
             absl::SleepFor(absl::Microseconds(longest_block_us));
           }
           if (!record.ok || record.bytes > 0) {
+            // What a cut-off transfer left in the socket and the shaper
+            // must not delay the next policy's request.
+            (void)WaitForQuietLink(edge.pid(), steps[s].rate_mbit,
+                                   absl::Seconds(30));
             absl::SleepFor(RefillTime(steps[s].rate_mbit));
           }
         }

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,40 @@ std::vector<std::string> RateArgs(const std::string& linkemu, double mbit) {
 
 absl::Duration RefillTime(double mbit) {
   return absl::Seconds(BurstBytes(mbit) * 8 / (mbit * 1e6));
+}
+
+int64_t LinkSentBytes(pid_t edge_pid) {
+  std::ifstream dev(absl::StrCat("/proc/", edge_pid, "/net/dev"));
+  const std::string name = absl::StrCat(kNet, "-e:");
+  std::string line;
+  while (std::getline(dev, line)) {
+    const size_t at = line.find(name);
+    if (at == std::string::npos) continue;
+    // After the name: 8 receive counters, then the bytes sent.
+    std::istringstream counters(line.substr(at + name.size()));
+    int64_t value = -1;
+    for (int i = 0; i < 9 && counters >> value; ++i) {
+    }
+    return counters ? value : -1;
+  }
+  return -1;
+}
+
+absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
+                                absl::Duration limit) {
+  const double packet = kMtu + 38.0;
+  const absl::Duration interval = std::max(
+      absl::Milliseconds(20), absl::Seconds(4 * packet * 8 / (mbit * 1e6)));
+  const absl::Time start = absl::Now();
+  int64_t before = LinkSentBytes(edge_pid);
+  if (before < 0) return absl::ZeroDuration();
+  while (absl::Now() - start < limit) {
+    absl::SleepFor(interval);
+    const int64_t now = LinkSentBytes(edge_pid);
+    if (now < 0 || now - before <= 2 * packet) break;
+    before = now;
+  }
+  return absl::Now() - start;
 }
 
 fs::path WorkDir() {

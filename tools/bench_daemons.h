@@ -13,6 +13,8 @@
 #ifndef TANDEM_TOOLS_BENCH_DAEMONS_H_
 #define TANDEM_TOOLS_BENCH_DAEMONS_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -43,6 +45,20 @@ std::vector<std::string> RateArgs(const std::string& linkemu, double mbit);
 // bench waits this long after every request that used the link, so each
 // request starts on the same rested link whatever policy ran before it.
 absl::Duration RefillTime(double mbit);
+
+// Bytes the edge's end of the link has sent, from /proc/`edge_pid`/net/dev
+// (`edge_pid`: a process in the edge's namespace, e.g. the edge daemon); -1
+// when it cannot be read.
+int64_t LinkSentBytes(pid_t edge_pid);
+
+// Waits, at most `limit`, until the edge's end of the link at `mbit` sends
+// no more than two packets in an interval of four packets' time (at least
+// 20 ms): pings pass, transfers do not. A transfer cut off at its deadline,
+// or an offload the agent cut off and finished on the edge, leaves its bytes
+// in the socket and the shaper's queue, and they would drain into the next
+// request's transfer. Returns how long it waited.
+absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
+                                absl::Duration limit);
 
 // Where the daemons' port files, socket and config go (per bench process).
 std::filesystem::path WorkDir();
