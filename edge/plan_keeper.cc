@@ -66,6 +66,15 @@ absl::Duration LatencyShare(absl::Duration rtt, absl::Duration elapsed) {
   return std::min(rtt, elapsed / 2);
 }
 
+// Erases the entry of `plans` (by PlanKey) answered longest ago.
+template <typename PlanMap>
+void ForgetOldest(PlanMap& plans) {
+  plans.erase(std::min_element(plans.begin(), plans.end(),
+                               [](const auto& a, const auto& b) {
+                                 return a.second.last < b.second.last;
+                               }));
+}
+
 bool Outside(double now, double then, double band) {
   if (then <= 0) return now > 0;
   return std::fabs(now - then) > band * then;
@@ -491,14 +500,9 @@ void PlanKeeper::OnAnswered(const std::string& model,
   const absl::Time now = clock_->Now();
   AddBias(it->second, key, plan, took, now);
   std::map<std::string, MeasuredPlan>& measured = it->second.measured;
-  if (measured.size() >= kMeasuredPlans && measured.count(key) == 0) {
-    // Full (own-SLA plans vary): forget the plan answered longest ago.
-    auto oldest = std::min_element(measured.begin(), measured.end(),
-                                   [](const auto& a, const auto& b) {
-                                     return a.second.last < b.second.last;
-                                   });
-    measured.erase(oldest);
-  }
+  // Full (own-SLA plans vary): forget the plan answered longest ago.
+  if (measured.size() >= kMeasuredPlans && measured.count(key) == 0)
+    ForgetOldest(measured);
   MeasuredPlan& m = measured[key];
   if (m.regime != LinkChanges() || now - m.last > kMeasuredFor) {
     // The figure it had carries over as `before_ms` when it still counted
@@ -537,14 +541,9 @@ void PlanKeeper::AddBias(ModelState& state, const std::string& key,
   const double predicted = state.plan != nullptr && PlanKey(*state.plan) == key
                                ? state.predicted_ms
                                : plan.predicted_latency_ms();
-  if (predicted <= 0) return;
-  if (state.bias.size() >= kMeasuredPlans && state.bias.count(key) == 0) {
-    auto oldest = std::min_element(state.bias.begin(), state.bias.end(),
-                                   [](const auto& a, const auto& b) {
-                                     return a.second.last < b.second.last;
-                                   });
-    state.bias.erase(oldest);
-  }
+  if (!(predicted > 0)) return;  // No prediction to compare with.
+  if (state.bias.size() >= kMeasuredPlans && state.bias.count(key) == 0)
+    ForgetOldest(state.bias);
   Bias& bias = state.bias[key];
   // A stall of many times the prediction says little about the plan's bias
   // and would swamp the mean: it counts as kMaxRatio.
