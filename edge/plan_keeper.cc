@@ -323,6 +323,25 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   state.planned_at = clock_->Now();
   const bool same_policy =
       state.plan != nullptr && state.planned_policy == policy_key;
+  if (same_policy && RetreatWanted(state)) {
+    // The current plan's requests measured it slower than the plan it
+    // replaced: return to that one while it is still feasible, whatever the
+    // predictions say (they made the switch, and the answers refute them).
+    constraints.explain = true;
+    ASSIGN_OR_RETURN(tandem::v1::Plan fresh, ChoosePlan(input, constraints));
+    const tandem::v1::PlanAlternative* back = Find(fresh, *state.abandoned);
+    if (back != nullptr && back->rejected_because().empty()) {
+      TANDEM_LOG(INFO) << model.name() << ": returns to "
+                       << state.abandoned->reason() << ": its requests took "
+                       << Measured(state, *state.abandoned).value_or(0)
+                       << " ms, the plan it left for "
+                       << Measured(state, *state.plan).value_or(0) << " ms";
+      tandem::v1::Plan back_plan = *state.abandoned;
+      back_plan.set_predicted_latency_ms(back->latency_ms());
+      back_plan.set_predicted_tail_latency_ms(back->tail_ms());
+      return Adopt(state, std::move(back_plan), policy_key);
+    }
+  }
   if (same_policy && PlanKey(plan) == PlanKey(*state.plan)) {
     state.predicted_ms = plan.predicted_latency_ms();
     return state.plan;
@@ -334,7 +353,8 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     // measured moments ago, and near-ties would otherwise flap with every
     // noisy sample (the emulated link's token bucket makes small transfers
     // alternate between burst and shaped speed).
-    const bool returning = PlanKey(plan) == state.abandoned_key &&
+    const bool returning = state.abandoned != nullptr &&
+                           PlanKey(plan) == PlanKey(*state.abandoned) &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
     const bool small_gain = KeepCurrent(
         state, *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
@@ -361,16 +381,23 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
         state.predicted_ms = now->latency_ms();
       return state.plan;
     }
-    state.refused_key.clear();
-    state.abandoned_key = PlanKey(*state.plan);
-    state.abandoned_at = clock_->Now();
   }
   plan.clear_alternatives();
+  return Adopt(state, std::move(plan), policy_key);
+}
+
+std::shared_ptr<const tandem::v1::Plan> PlanKeeper::Adopt(
+    ModelState& state, tandem::v1::Plan plan, const std::string& policy_key) {
+  if (state.plan != nullptr && state.planned_policy == policy_key) {
+    state.refused_key.clear();
+    state.abandoned = state.plan;
+    state.abandoned_at = clock_->Now();
+  }
   auto shared = std::make_shared<const tandem::v1::Plan>(std::move(plan));
   if (state.plan == nullptr ||
       state.plan->split_point() != shared->split_point() ||
       state.plan->encoding() != shared->encoding()) {
-    TANDEM_LOG(INFO) << model.name() << ": plan " << shared->reason()
+    TANDEM_LOG(INFO) << shared->model_name() << ": plan " << shared->reason()
                      << " (uplink " << network_.uplink_mbit() << " Mbit/s, rtt "
                      << network_.rtt_ms() << " ms)";
   }
@@ -522,12 +549,26 @@ void PlanKeeper::OnAnswered(const std::string& model,
   if (m.count > 1)
     m.dev_ms += weight * (std::fabs(took_ms - m.mean_ms) - m.dev_ms);
   m.mean_ms += weight * (took_ms - m.mean_ms);
+  m.min_ms = m.count == 1 ? took_ms : std::min(m.min_ms, took_ms);
   m.last = now;
   ModelState& state = it->second;
-  // The answer that may make the fall felt re-plans at once.
-  if (state.fall_unfelt && Felt(m, m.mean_ms) && state.plan != nullptr &&
-      PlanKey(*state.plan) == key) {
-    state.fall_unfelt = false;
+  const bool current = state.plan != nullptr && PlanKey(*state.plan) == key;
+  if (current && !m.refuted && m.count >= kRefuteAfter &&
+      m.count < kMinMeasured && state.abandoned != nullptr) {
+    // Each answer so far slower than the plan it replaced, beyond that
+    // plan's noise: the switch was wrong, no need to wait for a figure.
+    const auto left = measured.find(PlanKey(*state.abandoned));
+    if (left != measured.end() && Measured(state, *state.abandoned)) {
+      const MeasuredPlan& before = left->second;
+      m.refuted = m.min_ms > before.mean_ms * (1 + kSwitchGain) &&
+                  m.min_ms > before.mean_ms + kFeltDeviations * before.dev_ms;
+    }
+  }
+  // The answer that may make the fall felt, or that refutes the switch to
+  // the current plan, re-plans at once.
+  const bool felt = state.fall_unfelt && current && Felt(m, m.mean_ms);
+  if (felt) state.fall_unfelt = false;
+  if (felt || (current && RetreatWanted(state))) {
     state.planned_at = absl::InfinitePast();  // Re-plan with this answer.
     WantReplans();
   }
@@ -563,11 +604,21 @@ std::optional<double> PlanKeeper::Measured(const ModelState& state,
   const auto it = state.measured.find(PlanKey(plan));
   if (it == state.measured.end()) return std::nullopt;
   const MeasuredPlan& m = it->second;
-  if (m.regime != LinkChanges() || m.count < kMinMeasured ||
+  if (m.regime != LinkChanges() || (m.count < kMinMeasured && !m.refuted) ||
       clock_->Now() - m.last > kMeasuredFor) {
     return std::nullopt;
   }
   return m.mean_ms;
+}
+
+bool PlanKeeper::RetreatWanted(const ModelState& state) const {
+  if (state.plan == nullptr || state.abandoned == nullptr) return false;
+  if (state.plan->objective() != tandem::v1::OBJECTIVE_MIN_LATENCY)
+    return false;  // Other objectives keep the prediction.
+  const std::optional<double> mine = Measured(state, *state.plan);
+  const std::optional<double> left = Measured(state, *state.abandoned);
+  return mine.has_value() && left.has_value() &&
+         *mine > *left * (1 + kSwitchGain);
 }
 
 bool PlanKeeper::MeasuredAgainst(const ModelState& state,

@@ -130,6 +130,10 @@ class PlanKeeper {
     // The figure (and deviation) of the last regime in which it counted (0:
     // none), for telling whether a change of link reached this plan.
     double before_ms = 0, before_dev_ms = 0;
+    double min_ms = 0;  // Its fastest answer in this regime.
+    // Its first answers after a switch to it were each slower than the plan
+    // it replaced (see kRefuteAfter): its figure counts before kMinMeasured.
+    bool refuted = false;
   };
   // How one plan's answers compared with its predictions, across link
   // regimes: answer over prediction, the last kBiasSamples of them.
@@ -154,7 +158,7 @@ class PlanKeeper {
     tandem::v1::EdgeModelPolicy policy;  // That policy, for the planner.
     bool replan_pending = false;         // The planner thread will re-plan.
     // The plan last switched away from, and when.
-    std::string abandoned_key;
+    std::shared_ptr<const tandem::v1::Plan> abandoned;
     absl::Time abandoned_at = absl::InfinitePast();
     // Answered requests by PlanKey (OnAnswered).
     std::map<std::string, MeasuredPlan> measured;
@@ -179,6 +183,11 @@ class PlanKeeper {
   // A slowdown felt is one beyond this many mean absolute deviations of the
   // plan's answers (about 2.5 standard deviations of a normal spread).
   static constexpr double kFeltDeviations = 3;
+  // Evidence against a plan just switched to counts sooner than evidence for
+  // it: once its first kRefuteAfter answers were each slower than the
+  // figure of the plan it replaced by the gain and by kFeltDeviations of
+  // that plan's noise, its figure counts (and the keeper returns).
+  static constexpr int kRefuteAfter = 1;
   // A plan's prediction is weighed by the mean of its last kBiasSamples
   // answer/prediction ratios (each at most kMaxRatio), moved toward 1 by two
   // standard errors, once it has kMinMeasured of them; bounded to
@@ -236,6 +245,16 @@ class PlanKeeper {
   // prediction, so the current plan stays.
   bool MeasuredAgainst(const ModelState& state, const tandem::v1::Plan& current,
                        const tandem::v1::Plan& fresh) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the current plan's measured figure is slower than that of the
+  // plan it replaced by the switching gain, both counting in this regime:
+  // the requests refute the prediction that made the switch.
+  bool RetreatWanted(const ModelState& state) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes `plan` the model's shared plan (a switch).
+  std::shared_ptr<const tandem::v1::Plan> Adopt(ModelState& state,
+                                                tandem::v1::Plan plan,
+                                                const std::string& policy_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether a change that raised the prediction of `current` by more than
   // the switching gain (a fall of the link for the bytes it sends; `fresh`

@@ -3,7 +3,8 @@
 // confirming re-plans neither re-create nor switch the shared plan, that
 // re-plans happen on the planner thread (a measurement suffices, no request
 // waits for one), that answered requests overrule predictions between plans
-// both have measured, that a plan's prediction is weighed by how its
+// both have measured, that a switch its answers refute is undone, that a
+// plan's prediction is weighed by how its
 // answers compared with its predictions, and that the cloud's profile is
 // polled while the link is busy.
 #include "edge/plan_keeper.h"
@@ -213,6 +214,57 @@ TEST_F(PlanKeeperMeasuredTest, APlanMeasuredFasterIsTakenBack) {
   // O answered in 8 ms: E's 5 ms agree with the prediction.
   MeasureBothThenPredictEdge(absl::Milliseconds(8));
   EXPECT_EQ(Split(), 3);
+}
+
+TEST_F(PlanKeeperMeasuredTest, ASwitchItsFirstAnswerRefutesIsUndoneAtOnce) {
+  // Edge-only (E) measured at 5 ms; edge blocks of 1 s make the planner
+  // offload (O).
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_EQ(Split(), 3);
+  Answer(10, absl::Milliseconds(5));
+  const int switches = keeper_->switches();
+  EdgeBlocksTake(absl::Seconds(1));
+  ASSERT_LT(Split(), 3);
+  // O's first answer is ten times E's figure: the keeper returns to E
+  // without waiting for a figure of O (no interval waited for)...
+  Answer(1, absl::Milliseconds(50));
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 2);
+  // ...and stays there although the predictions still favour O: that one
+  // answer is O's figure now.
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_OK(keeper_->PlanFor(*model_, policy_, {}).status());
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 2);
+}
+
+TEST_F(PlanKeeperMeasuredTest,
+       ASwitchIsUndoneByAFigureBeyondTheLeftPlansNoise) {
+  // E's answers scatter: 2 and 8 ms, a mean of 5 ms and about 3 ms of mean
+  // absolute deviation.
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_EQ(Split(), 3);
+  for (int i = 0; i < 10; ++i)
+    Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 8));
+  EdgeBlocksTake(absl::Seconds(1));
+  ASSERT_LT(Split(), 3);
+  const int switches = keeper_->switches();
+  // O answers in 10 ms: slower than E by the gain, but within E's noise, so
+  // no single answer refutes the switch...
+  for (int i = 0; i < kFewerThanAFigure; ++i) {
+    Answer(1, absl::Milliseconds(10));
+    keeper_->WaitForPlans();
+    ASSERT_LT(Split(), 3) << "answer " << i;
+  }
+  // ...the figure they make does, once it counts.
+  Answer(1, absl::Milliseconds(10));
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 1);
 }
 
 TEST_F(PlanKeeperMeasuredTest, ALinkChangeVoidsTheMeasuredFigures) {
