@@ -477,14 +477,28 @@ void PlanKeeper::OnTransfer(int64_t bytes, absl::Duration network_time,
   absl::MutexLock lock(&mu_);
   if (!completed) {
     network_.AddIncompleteTransfer(bytes, network_time);
-    WantReplans();
+  } else {
+    // The round trip comes from pings (the prober's, which run while the
+    // link is busy too): a transfer's network time mixes it with the
+    // sending time.
+    const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
+    network_.AddTransfer(bytes, network_time, LatencyShare(rtt, network_time));
+  }
+  CountTransfer();
+  WantReplans();
+}
+
+void PlanKeeper::CountTransfer() {
+  if (LinkChanges() != counted_changes_) {
+    counted_changes_ = LinkChanges();
+    transfers_since_change_ = 0;
     return;
   }
-  // The round trip comes from pings (the prober's, which run while the link
-  // is busy too): a transfer's network time mixes it with the sending time.
-  const absl::Duration rtt = absl::Milliseconds(network_.rtt_ms());
-  network_.AddTransfer(bytes, network_time, LatencyShare(rtt, network_time));
-  WantReplans();
+  if (++transfers_since_change_ != kFallTrustedAfter) return;
+  // The change held: plans kept for a fall they had not felt re-plan now.
+  for (auto& [name, state] : states_) {
+    if (state.fall_unfelt) state.planned_at = absl::InfinitePast();
+  }
 }
 
 absl::Duration PlanKeeper::EstimateLocal(const ProgressiveModel& model,
@@ -641,6 +655,7 @@ bool PlanKeeper::FallNotFelt(const ModelState& state,
       now->latency_ms() <= current.predicted_latency_ms() * (1 + kSwitchGain)) {
     return false;  // No fall for this plan, or it can no longer run.
   }
+  if (transfers_since_change_ >= kFallTrustedAfter) return false;
   const auto it = state.measured.find(PlanKey(current));
   if (it == state.measured.end()) return false;
   const MeasuredPlan& m = it->second;
@@ -744,8 +759,10 @@ void PlanKeeper::Probe() {
   const int64_t bytes = static_cast<int64_t>(bulk.payload().size());
   if (sent.ok()) {
     network_.AddTransfer(bytes, elapsed, LatencyShare(rtt, elapsed));
+    CountTransfer();
   } else if (sent.code() == absl::StatusCode::kDeadlineExceeded) {
     network_.AddIncompleteTransfer(bytes, elapsed);
+    CountTransfer();
   }
   WantReplans();
 }

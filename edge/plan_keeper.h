@@ -183,6 +183,12 @@ class PlanKeeper {
   // A slowdown felt is one beyond this many mean absolute deviations of the
   // plan's answers (about 2.5 standard deviations of a normal spread).
   static constexpr double kFeltDeviations = 3;
+  // A change of link that this many further transfers have not undone is
+  // trusted without the current plan's own answers (with the two that made
+  // it, a full estimator window of the new regime). A cascade plan that
+  // offloads one request in seven would otherwise feel a fall only with its
+  // first slow offload.
+  static constexpr int kFallTrustedAfter = 6;
   // Evidence against a plan just switched to counts sooner than evidence for
   // it: once its first kRefuteAfter answers were each slower than the
   // figure of the plan it replaced by the gain and by kFeltDeviations of
@@ -251,6 +257,9 @@ class PlanKeeper {
   // the requests refute the prediction that made the switch.
   bool RetreatWanted(const ModelState& state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts a transfer toward kFallTrustedAfter (call after adding it to the
+  // estimator).
+  void CountTransfer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes `plan` the model's shared plan (a switch).
   std::shared_ptr<const tandem::v1::Plan> Adopt(ModelState& state,
                                                 tandem::v1::Plan plan,
@@ -264,7 +273,7 @@ class PlanKeeper {
   // (kFeltDeviations mean absolute deviations). Two late transfers of other
   // requests on a busy edge read as a fall of the link as much as a real one
   // does; the plan's own requests tell them apart, a real fall within one
-  // answer.
+  // answer, and so do kFallTrustedAfter more transfers that kept to it.
   bool FallNotFelt(const ModelState& state, const tandem::v1::Plan& current,
                    const tandem::v1::Plan& fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -290,6 +299,9 @@ class PlanKeeper {
   int replans_ ABSL_GUARDED_BY(mu_) = 0;
   int switches_ ABSL_GUARDED_BY(mu_) = 0;
   int pending_replans_ ABSL_GUARDED_BY(mu_) = 0;
+  // Transfers since LinkChanges() last moved (it was `counted_changes_`).
+  int transfers_since_change_ ABSL_GUARDED_BY(mu_) = 0;
+  int counted_changes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread prober_;
   std::thread planner_;

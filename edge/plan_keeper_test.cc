@@ -313,6 +313,31 @@ TEST_F(PlanKeeperMeasuredTest, AFallMovesAMeasuredPlanOnceItsRequestsFeelIt) {
   EXPECT_EQ(keeper_->switches(), switches + 1);
 }
 
+TEST_F(PlanKeeperMeasuredTest, AFallFurtherTransfersKeepToMovesAMeasuredPlan) {
+  // As above: the offloading plan measured at 2-4 ms, then two slow
+  // transfers its own requests have not felt.
+  Transfer(100);
+  Transfer(100);
+  ASSERT_LT(Split(), 3);
+  for (int i = 0; i < 10; ++i)
+    Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 4));
+  const int switches = keeper_->switches();
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_LT(Split(), 3);
+  // Other requests' transfers keep to the fall (a cascade plan's own
+  // requests may seldom offload): once a full estimator window of them has,
+  // the fall is trusted and the plan moves, no answer of its own needed.
+  constexpr int kTrustedAfter = 6;  // PlanKeeper::kFallTrustedAfter
+  for (int i = 0; i < kTrustedAfter - 1; ++i) {
+    Transfer(0.1);
+    ASSERT_LT(Split(), 3) << "transfer " << i;
+  }
+  Transfer(0.1);
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 1);
+}
+
 TEST_F(PlanKeeperMeasuredTest, AFallMovesAnUnmeasuredPlanAtOnce) {
   // Nothing measured the offloading plan: there is nothing to feel a fall
   // by, and the prediction decides at once (as in

@@ -246,7 +246,6 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
     record->energy_mj = result->energy_mj;
     energy_measured |= result->energy_measured;
     record->bytes = result->bytes_sent;
-    record->fell_back = !result->fallback_reason.empty();
     record->edge_compute_ms =
         absl::ToDoubleMilliseconds(result->timings.edge_compute);
     record->cloud_compute_ms =
@@ -334,15 +333,14 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
           if (!record.ok) {
             absl::SleepFor(absl::Microseconds(longest_block_us));
           }
-          if (!record.ok || (record.bytes > 0 && record.fell_back)) {
-            // What a cut-off transfer left in the socket and the shaper
-            // must not delay the next policy's request. (An answered
-            // offload's bytes all reached the cloud.)
+          if (!record.ok || record.bytes > 0) {
+            // What a cut-off transfer (or the agent's probe) left in the
+            // socket and the shaper must not delay the next policy's
+            // request.
             (void)WaitForQuietLink(edge.pid(), steps[s].rate_mbit,
                                    absl::Seconds(30));
-          }
-          if (!record.ok || record.bytes > 0)
             absl::SleepFor(RefillTime(steps[s].rate_mbit));
+          }
         }
         failures_in_a_row[p] = record.ok ? 0 : failures_in_a_row[p] + 1;
         records.push_back(record);

@@ -88,36 +88,36 @@ absl::Duration RefillTime(double mbit) {
   return absl::Seconds(BurstBytes(mbit) * 8 / (mbit * 1e6));
 }
 
-int64_t LinkSentBytes(pid_t edge_pid) {
-  std::ifstream dev(absl::StrCat("/proc/", edge_pid, "/net/dev"));
-  const std::string name = absl::StrCat(kNet, "-e:");
-  std::string line;
-  while (std::getline(dev, line)) {
-    const size_t at = line.find(name);
-    if (at == std::string::npos) continue;
-    // After the name: 8 receive counters, then the bytes sent.
-    std::istringstream counters(line.substr(at + name.size()));
-    int64_t value = -1;
-    for (int i = 0; i < 9 && counters >> value; ++i) {
+int64_t LinkUnackedBytes(pid_t edge_pid) {
+  int64_t total = 0;
+  bool read = false;
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream sockets(absl::StrCat("/proc/", edge_pid, "/net/", table));
+    std::string line;
+    std::getline(sockets, line);  // The header.
+    while (std::getline(sockets, line)) {
+      // sl local_address rem_address st tx_queue:rx_queue ...
+      std::istringstream fields(line);
+      std::string sl, local, remote, state, queues;
+      if (!(fields >> sl >> local >> remote >> state >> queues)) continue;
+      read = true;
+      const size_t colon = queues.find(':');
+      total += std::strtoll(queues.substr(0, colon).c_str(), nullptr, 16);
     }
-    return counters ? value : -1;
   }
-  return -1;
+  return read ? total : -1;
 }
 
 absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
                                 absl::Duration limit) {
-  const double packet = kMtu + 38.0;
-  const absl::Duration interval = std::max(
-      absl::Milliseconds(20), absl::Seconds(4 * packet * 8 / (mbit * 1e6)));
+  const absl::Duration packet_time =
+      absl::Seconds((kMtu + 38.0) * 8 / (mbit * 1e6));
+  const absl::Duration poll = std::max(absl::Milliseconds(1), packet_time);
   const absl::Time start = absl::Now();
-  int64_t before = LinkSentBytes(edge_pid);
-  if (before < 0) return absl::ZeroDuration();
   while (absl::Now() - start < limit) {
-    absl::SleepFor(interval);
-    const int64_t now = LinkSentBytes(edge_pid);
-    if (now < 0 || now - before <= 2 * packet) break;
-    before = now;
+    const int64_t unacked = LinkUnackedBytes(edge_pid);
+    if (unacked <= 0) break;  // Quiet, or nothing to read it by.
+    absl::SleepFor(poll);
   }
   return absl::Now() - start;
 }

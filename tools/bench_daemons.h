@@ -46,16 +46,17 @@ std::vector<std::string> RateArgs(const std::string& linkemu, double mbit);
 // request starts on the same rested link whatever policy ran before it.
 absl::Duration RefillTime(double mbit);
 
-// Bytes the edge's end of the link has sent, from /proc/`edge_pid`/net/dev
-// (`edge_pid`: a process in the edge's namespace, e.g. the edge daemon); -1
-// when it cannot be read.
-int64_t LinkSentBytes(pid_t edge_pid);
+// Bytes the edge has written to its TCP sockets that the other end has not
+// acknowledged yet (the tx_queue column of /proc/`edge_pid`/net/tcp and
+// tcp6; `edge_pid`: a process in the edge's namespace, e.g. the edge
+// daemon), or -1 when they cannot be read. Nothing unacknowledged means
+// nothing left in the socket or the shaper's queue.
+int64_t LinkUnackedBytes(pid_t edge_pid);
 
-// Waits, at most `limit`, until the edge's end of the link at `mbit` sends
-// no more than two packets in an interval of four packets' time (at least
-// 20 ms): pings pass, transfers do not. A transfer cut off at its deadline,
-// or an offload the agent cut off and finished on the edge, leaves its bytes
-// in the socket and the shaper's queue, and they would drain into the next
+// Waits, at most `limit`, until LinkUnackedBytes is 0: a transfer cut off
+// at its deadline, an offload the agent cut off and finished on the edge,
+// or the agent's own bandwidth probe cut off at its deadline leaves bytes in
+// the socket and the shaper's queue, and they would drain into the next
 // request's transfer. Returns how long it waited.
 absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
                                 absl::Duration limit);

@@ -52,9 +52,6 @@ struct BenchRecord {
   bool correct = false;
   double energy_mj = 0;
   int64_t bytes = 0;
-  // The cloud failed it (the agent finished on the edge): its transfer, if
-  // any, may have been cut off.
-  bool fell_back = false;
   // Where the blocks ran: the measured edge/cloud speed ratio compares
   // edge_only's edge compute with cloud_only's cloud compute.
   double edge_compute_ms = 0;
