@@ -567,13 +567,22 @@ void PlanKeeper::OnAnswered(const std::string& model,
   m.last = now;
   ModelState& state = it->second;
   const bool current = state.plan != nullptr && PlanKey(*state.plan) == key;
-  if (current && !m.refuted && m.count >= kRefuteAfter &&
-      m.count < kMinMeasured && state.abandoned != nullptr) {
-    // Each answer so far slower than the plan it replaced, beyond that
-    // plan's noise: the switch was wrong, no need to wait for a figure.
-    const auto left = measured.find(PlanKey(*state.abandoned));
-    if (left != measured.end() && Measured(state, *state.abandoned)) {
-      const MeasuredPlan& before = left->second;
+  // The plan this one replaced, or (when a re-plan already went back before
+  // its answers came) the one that replaced it.
+  const tandem::v1::Plan* other = nullptr;
+  if (current && state.abandoned != nullptr) {
+    other = state.abandoned.get();
+  } else if (state.plan != nullptr && state.abandoned != nullptr &&
+             PlanKey(*state.abandoned) == key) {
+    other = state.plan.get();
+  }
+  if (other != nullptr && !m.refuted && m.count >= kRefuteAfter &&
+      m.count < kMinMeasured) {
+    // Each answer so far slower than that plan, beyond its noise: the switch
+    // was wrong, no need to wait for a figure.
+    const auto it_other = measured.find(PlanKey(*other));
+    if (it_other != measured.end() && Measured(state, *other)) {
+      const MeasuredPlan& before = it_other->second;
       m.refuted = m.min_ms > before.mean_ms * (1 + kSwitchGain) &&
                   m.min_ms > before.mean_ms + kFeltDeviations * before.dev_ms;
     }

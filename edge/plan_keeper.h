@@ -192,7 +192,9 @@ class PlanKeeper {
   // Evidence against a plan just switched to counts sooner than evidence for
   // it: once its first kRefuteAfter answers were each slower than the
   // figure of the plan it replaced by the gain and by kFeltDeviations of
-  // that plan's noise, its figure counts (and the keeper returns).
+  // that plan's noise, its figure counts (and the keeper returns; when a
+  // re-plan went back before those answers came, the figure still counts
+  // and keeps the plan from being tried again).
   static constexpr int kRefuteAfter = 1;
   // A plan's prediction is weighed by the mean of its last kBiasSamples
   // answer/prediction ratios (each at most kMaxRatio), moved toward 1 by two

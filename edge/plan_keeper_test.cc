@@ -241,6 +241,26 @@ TEST_F(PlanKeeperMeasuredTest, ASwitchItsFirstAnswerRefutesIsUndoneAtOnce) {
   EXPECT_EQ(keeper_->switches(), switches + 2);
 }
 
+TEST_F(PlanKeeperMeasuredTest, ASlowAnswerOfAPlanAlreadyLeftStillRefutesIt) {
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_EQ(Split(), 3);
+  Answer(10, absl::Milliseconds(5));
+  EdgeBlocksTake(absl::Seconds(1));
+  ASSERT_OK_AND_ASSIGN(auto offload, keeper_->PlanFor(*model_, policy_, {}));
+  ASSERT_LT(offload->split_point(), 3);
+  // The predictions go back to E before O's first answer comes...
+  EdgeBlocksTake(absl::Microseconds(10));
+  ASSERT_EQ(Split(), 3);
+  // ...which is ten times E's figure: O is refuted all the same, and when
+  // the predictions favour O again, E stays.
+  keeper_->OnAnswered("tiny", *offload, absl::Milliseconds(50));
+  const int switches = keeper_->switches();
+  EdgeBlocksTake(absl::Seconds(1));
+  EXPECT_EQ(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches);
+}
+
 TEST_F(PlanKeeperMeasuredTest,
        ASwitchIsUndoneByAFigureBeyondTheLeftPlansNoise) {
   // E's answers scatter: 2 and 8 ms, a mean of 5 ms and about 3 ms of mean
