@@ -336,11 +336,11 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
           if (!record.ok || record.bytes > 0) {
             // What a cut-off transfer (or the agent's probe) left in the
             // socket and the shaper must not delay the next policy's
-            // request. At most a deadline, so that a step still collects
-            // its samples (the camera-sized pixels cut off at 0.13 Mbit/s
-            // took 10 s and more to drain, and the step got 6 rounds in its
-            // cap instead of 23); the rest of a longer drain can still
-            // reach the next request.
+            // request. Not when that takes longer than a deadline: the
+            // camera-sized pixels the agent cut off at 0.13 Mbit/s need 10 s
+            // and more each, and waiting them out left that step 6 rounds in
+            // its cap instead of 23 (17 waiting one deadline, which spared
+            // nothing); the next request pays for such a drain.
             (void)WaitForQuietLink(edge.pid(), steps[s].rate_mbit,
                                    absl::Milliseconds(run.deadline_ms));
             absl::SleepFor(RefillTime(steps[s].rate_mbit));

@@ -114,11 +114,13 @@ absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
       absl::Seconds((kMtu + 38.0) * 8 / (mbit * 1e6));
   const absl::Duration poll = std::max(absl::Milliseconds(1), packet_time);
   const absl::Time start = absl::Now();
-  while (absl::Now() - start < limit) {
-    const int64_t unacked = LinkUnackedBytes(edge_pid);
-    if (unacked <= 0) break;  // Quiet, or nothing to read it by.
+  const int64_t unacked = LinkUnackedBytes(edge_pid);
+  if (unacked <= 0) return absl::ZeroDuration();  // Quiet, or unreadable.
+  // Waiting out part of a drain would not spare the next request.
+  if (absl::Seconds(unacked * 8 / (mbit * 1e6)) > limit)
+    return absl::ZeroDuration();
+  while (absl::Now() - start < limit && LinkUnackedBytes(edge_pid) > 0)
     absl::SleepFor(poll);
-  }
   return absl::Now() - start;
 }
 

@@ -57,7 +57,8 @@ int64_t LinkUnackedBytes(pid_t edge_pid);
 // at its deadline, an offload the agent cut off and finished on the edge,
 // or the agent's own bandwidth probe cut off at its deadline leaves bytes in
 // the socket and the shaper's queue, and they would drain into the next
-// request's transfer. Returns how long it waited.
+// request's transfer. Does not wait when those bytes need longer than
+// `limit` at `mbit`. Returns how long it waited.
 absl::Duration WaitForQuietLink(pid_t edge_pid, double mbit,
                                 absl::Duration limit);
 
