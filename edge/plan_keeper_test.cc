@@ -196,6 +196,20 @@ class PlanKeeperMeasuredTest : public PlanKeeperTest {
     Answer(10, offload_took);
     EdgeBlocksTake(absl::Microseconds(10));
   }
+  // A fast link, measured: the offloading plan, its requests at 2-4 ms (3 ms,
+  // 1 ms of mean absolute deviation); then two slow transfers, which read as
+  // a fall of the link. Returns the switches made before them.
+  int MeasureOffloadThenFall() {
+    Transfer(100);
+    Transfer(100);
+    EXPECT_LT(Split(), 3);
+    for (int i = 0; i < 10; ++i)
+      Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 4));
+    const int switches = keeper_->switches();
+    Transfer(0.1);
+    Transfer(0.1);
+    return switches;
+  }
 };
 
 TEST_F(PlanKeeperMeasuredTest, APlanMeasuredSlowerIsNotTakenBack) {
@@ -303,18 +317,8 @@ TEST_F(PlanKeeperMeasuredTest, ALinkChangeVoidsTheMeasuredFigures) {
 }
 
 TEST_F(PlanKeeperMeasuredTest, AFallMovesAMeasuredPlanOnceItsRequestsFeelIt) {
-  // A fast link, measured: the offloading plan, its requests at 2-4 ms
-  // (3 ms, 1 ms of mean absolute deviation).
-  Transfer(100);
-  Transfer(100);
-  ASSERT_LT(Split(), 3);
-  for (int i = 0; i < 10; ++i)
-    Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 4));
-  const int switches = keeper_->switches();
-  // Two slow transfers read as a fall of the link, but the offloading plan's
-  // own requests answer as fast as before: it stays.
-  Transfer(0.1);
-  Transfer(0.1);
+  const int switches = MeasureOffloadThenFall();
+  // The offloading plan's own requests answer as fast as before: it stays.
   EXPECT_LT(Split(), 3);
   Answer(3, absl::Milliseconds(3));
   keeper_->WaitForPlans();
@@ -334,17 +338,8 @@ TEST_F(PlanKeeperMeasuredTest, AFallMovesAMeasuredPlanOnceItsRequestsFeelIt) {
 }
 
 TEST_F(PlanKeeperMeasuredTest, AFallFurtherTransfersKeepToMovesAMeasuredPlan) {
-  // As above: the offloading plan measured at 2-4 ms, then two slow
-  // transfers its own requests have not felt.
-  Transfer(100);
-  Transfer(100);
-  ASSERT_LT(Split(), 3);
-  for (int i = 0; i < 10; ++i)
-    Answer(1, absl::Milliseconds(i % 2 == 0 ? 2 : 4));
-  const int switches = keeper_->switches();
-  Transfer(0.1);
-  Transfer(0.1);
-  ASSERT_LT(Split(), 3);
+  const int switches = MeasureOffloadThenFall();
+  ASSERT_LT(Split(), 3);  // Its own requests have not felt the fall.
   // Other requests' transfers keep to the fall (a cascade plan's own
   // requests may seldom offload): once a full estimator window of them has,
   // the fall is trusted and the plan moves, no answer of its own needed.
