@@ -664,6 +664,10 @@ bool PlanKeeper::FallNotFelt(const ModelState& state,
       now->latency_ms() <= current.predicted_latency_ms() * (1 + kSwitchGain)) {
     return false;  // No fall for this plan, or it can no longer run.
   }
+  // A plan that never offloads has no requests for a fall of the link to
+  // reach: its prediction rose with the edge's own figures, which its answers
+  // already are. (Held so, edge-only stayed 3-4 requests into a recovery.)
+  if (now->offload_probability() <= 0) return false;
   if (transfers_since_change_ >= kFallTrustedAfter) return false;
   const auto it = state.measured.find(PlanKey(current));
   if (it == state.measured.end()) return false;

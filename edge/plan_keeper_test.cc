@@ -364,6 +364,24 @@ TEST_F(PlanKeeperMeasuredTest, AFallMovesAnUnmeasuredPlanAtOnce) {
   EXPECT_EQ(Split(), 3);
 }
 
+TEST_F(PlanKeeperMeasuredTest, AnEdgeOnlyPlanWaitsForNoFallToReachIt) {
+  // Edge-only on a slow link, measured; then the edge's own blocks slow
+  // down (its prediction rises, not enough to offload at this rate).
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_EQ(Split(), 3);
+  Answer(10, absl::Milliseconds(5));
+  EdgeBlocksTake(absl::Microseconds(50));
+  ASSERT_EQ(Split(), 3);
+  // The link recovers: offloading is predicted faster. No fall of the link
+  // can reach edge-only's requests, so none is waited for.
+  const int switches = keeper_->switches();
+  Transfer(100);
+  Transfer(100);
+  EXPECT_LT(Split(), 3);
+  EXPECT_EQ(keeper_->switches(), switches + 1);
+}
+
 // Predictions with a bias of their own (the cloud faster than its profile,
 // costs the planner does not model). At an uplink where the offloading plan
 // (O) is predicted 10% faster than edge-only (E), O answers in

@@ -147,6 +147,35 @@ double MeasuredSlowdown(const std::vector<BenchPolicy>& policies,
   return cloud_median > 0 ? Percentile(edge, 50) / cloud_median : 0;
 }
 
+std::vector<bool> OutOfContention(const std::vector<BenchPolicy>& policies,
+                                  const std::vector<BenchRecord>& records,
+                                  int step, const TraceReportOptions& options,
+                                  double factor, int min_ranked) {
+  std::vector<std::vector<const BenchRecord*>> settled(policies.size());
+  for (const BenchRecord& r : records) {
+    if (r.step == step && r.index_in_step >= options.skip)
+      settled[r.policy].push_back(&r);
+  }
+  std::vector<double> mean(policies.size(), -1);  // -1: not ranked.
+  double best = -1;
+  for (size_t p = 0; p < policies.size(); ++p) {
+    if (!policies[p].fixed ||
+        static_cast<int>(settled[p].size()) < min_ranked) {
+      continue;
+    }
+    mean[p] = Summarize(settled[p], options.deadline_ms).mean_ms;
+    if (best < 0 || mean[p] < best) best = mean[p];
+  }
+  std::vector<bool> out(policies.size(), false);
+  for (size_t p = 0; p < policies.size(); ++p) {
+    const bool figures_complete =
+        !policies[p].reported ||
+        static_cast<int>(settled[p].size()) >= options.min_settled;
+    out[p] = mean[p] >= 0 && mean[p] > factor * best && figures_complete;
+  }
+  return out;
+}
+
 std::string TraceReportJson(const std::vector<BenchPolicy>& policies,
                             const std::vector<TraceStep>& steps,
                             const std::vector<BenchRecord>& records,

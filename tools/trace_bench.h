@@ -89,6 +89,19 @@ struct TraceReportOptions {
   int max_reaction = 3;
 };
 
+// The fixed policies of `step` out of contention: their mean over their
+// settled requests (failures at the deadline) is more than `factor` times
+// the lowest such mean of a fixed policy. Policies are ranked once they have
+// `min_ranked` settled requests, and a reported one is out only once it has
+// `options.min_settled` (its figures are in the report). Their figures are
+// known well enough to rank them, so the bench stops re-measuring them for
+// the rest of the step and gives their time to the policies still in
+// contention (true at a policy's index).
+std::vector<bool> OutOfContention(const std::vector<BenchPolicy>& policies,
+                                  const std::vector<BenchRecord>& records,
+                                  int step, const TraceReportOptions& options,
+                                  double factor, int min_ranked);
+
 // The JSON report: {"policies": {NAME: {...}}, "steps": [...], "targets":
 // {...}} as the README documents. Latency means count failed requests at the
 // deadline. `oracle` is, per step, the fixed policy with the lowest step

@@ -1,5 +1,7 @@
 #include "tools/trace_bench.h"
 
+#include <algorithm>
+
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -185,6 +187,51 @@ TEST_F(TraceReportTest, AWrongSettledPlanIsNoReactionAndFewSamplesFail) {
   EXPECT_THAT(json, HasSubstr("\"steps_without_oracle\": 2"));
   EXPECT_THAT(json, HasSubstr("\"adaptive_vs_oracle\": null"));
   EXPECT_THAT(json, HasSubstr("\"steps_meeting_targets\": 0"));
+}
+
+// A fixed plan whose settled mean is more than twice the best fixed plan's
+// is out of contention; adaptive never is, nor a plan with too few settled
+// requests to rank, and a failure counts at the deadline. A reported plan
+// is out only with its report's settled requests.
+TEST_F(TraceReportTest, PlansFarBehindTheBestAreOutOfContention) {
+  const int kSplit1Int8 = 4;  // Not reported: an oracle candidate only.
+  ASSERT_FALSE(policies_[kSplit1Int8].reported);
+  for (int i = 0; i < 6; ++i) {
+    Add(0, kEdge, i, 5, 2);
+    Add(0, kCloud, i, 10.5, 0);
+    Add(0, kCloudUint8, i, 9, 0);
+    Add(0, kAdaptive, i, 50, 2);
+    Add(1, kEdge, i, 5, 2);
+    Add(1, kCloud, i, 9, 0);
+    // Fails every other request: (100 + 9 + 100) / 3 = 69.7 ms settled.
+    Add(1, kCloudUint8, i, 9, 0, /*ok=*/i % 2 == 0);
+  }
+  Add(1, kAdaptive, 0, 50, 2);
+  EXPECT_THAT(OutOfContention(policies_, records_, 0, options_, 2, 3),
+              ::testing::ElementsAre(false, true, false, false, false, false));
+  EXPECT_THAT(OutOfContention(policies_, records_, 1, options_, 2, 3),
+              ::testing::ElementsAre(false, false, true, false, false, false));
+  // At a wider factor nothing in step 0 is.
+  EXPECT_THAT(OutOfContention(policies_, records_, 0, options_, 2.5, 3),
+              ::testing::Each(false));
+  // Ranked on two settled requests, an oracle candidate far behind is out;
+  // cloud_only, reported, is not before it has its three.
+  options_.min_settled = 4;
+  Add(0, kSplit1Int8, 3, 30, 1);
+  Add(0, kSplit1Int8, 4, 30, 1);
+  EXPECT_THAT(OutOfContention(policies_, records_, 0, options_, 2, 2),
+              ::testing::ElementsAre(false, false, false, false, true, false));
+  // Edge-only with too few settled requests cannot rank the others (nor
+  // split1_int8, with two, itself).
+  options_.min_settled = 3;
+  records_.erase(std::remove_if(records_.begin(), records_.end(),
+                                [](const BenchRecord& r) {
+                                  return r.policy == kEdge &&
+                                         r.index_in_step >= 4;
+                                }),
+                 records_.end());
+  EXPECT_THAT(OutOfContention(policies_, records_, 0, options_, 2, 3),
+              ::testing::Each(false));
 }
 
 TEST(PlanCommand, ParsesRatesAndTimes) {
