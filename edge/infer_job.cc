@@ -95,8 +95,7 @@ void InferJob::Finish(absl::StatusOr<InferResponse> result) {
   done(std::move(result));
   // What following the plan took, for the keeper's next comparison: told
   // after the answer has gone, since the keeper's lock may be held by a
-  // re-plan (adaptive requests answered 0.06-0.09 ms later than fixed ones
-  // of the same plan when this came first).
+  // re-plan on the planner thread.
   if (measured) {
     services_->keeper->OnAnswered(params_.model->name(), *params_.route.plan,
                                   took);
