@@ -189,8 +189,8 @@ TEST_F(TraceReportTest, AWrongSettledPlanIsNoReactionAndFewSamplesFail) {
   EXPECT_THAT(json, HasSubstr("\"steps_meeting_targets\": 0"));
 }
 
-// A fixed plan whose settled mean is more than twice the best fixed plan's
-// is out of contention; adaptive never is, nor a plan with too few settled
+// A fixed plan whose settled mean is more than `factor` (here 2) times the
+// best fixed plan's is out of contention; adaptive never is, nor a plan with too few settled
 // requests to rank, and a failure counts at the deadline. A reported plan
 // is out only with its report's settled requests.
 TEST_F(TraceReportTest, PlansFarBehindTheBestAreOutOfContention) {
@@ -215,7 +215,7 @@ TEST_F(TraceReportTest, PlansFarBehindTheBestAreOutOfContention) {
   EXPECT_THAT(OutOfContention(policies_, records_, 0, options_, 2.5, 3),
               ::testing::Each(false));
   // Ranked on two settled requests, an oracle candidate far behind is out;
-  // cloud_only, reported, is not before it has its three.
+  // cloud_only, reported, is not before it has the report's four.
   options_.min_settled = 4;
   Add(0, kSplit1Int8, 3, 30, 1);
   Add(0, kSplit1Int8, 4, 30, 1);
