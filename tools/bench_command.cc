@@ -350,8 +350,8 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
         if (!out_of_contention[p]) fewest = std::min(fewest, count[p]);
       }
       const bool enough = fewest >= kSkip + kMinSettled;
-      const bool over = elapsed - given_back_s >= length ||
-                        elapsed >= kGiveBackCap * length;
+      const bool over =
+          elapsed - given_back_s >= length || elapsed >= kGiveBackCap * length;
       if ((over && enough) || elapsed >= kStepCap * length) break;
       std::shuffle(order.begin(), order.end(), shuffle_rng);
       ++next_image;
@@ -403,8 +403,8 @@ absl::StatusOr<TraceResult> RunTrace(const TraceRun& run,
       // nowhere else (its worker never idle, its caches never cold: the
       // Fashion-MNIST edge plan computed 3x faster so) and teach the agent
       // figures for it; a round keeps the first step's pace instead.
-      if (std::find(out_of_contention.begin(), out_of_contention.end(),
-                    true) != out_of_contention.end()) {
+      if (std::find(out_of_contention.begin(), out_of_contention.end(), true) !=
+          out_of_contention.end()) {
         absl::SleepFor(first_round - (absl::Now() - round_start));
       }
     }

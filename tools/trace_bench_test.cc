@@ -190,9 +190,9 @@ TEST_F(TraceReportTest, AWrongSettledPlanIsNoReactionAndFewSamplesFail) {
 }
 
 // A fixed plan whose settled mean is more than `factor` (here 2) times the
-// best fixed plan's is out of contention; adaptive never is, nor a plan with too few settled
-// requests to rank, and a failure counts at the deadline. A reported plan
-// is out only with its report's settled requests.
+// best fixed plan's is out of contention; adaptive never is, nor a plan with
+// too few settled requests to rank, and a failure counts at the deadline. A
+// reported plan is out only with its report's settled requests.
 TEST_F(TraceReportTest, PlansFarBehindTheBestAreOutOfContention) {
   const int kSplit1Int8 = 4;  // Not reported: an oracle candidate only.
   ASSERT_FALSE(policies_[kSplit1Int8].reported);
