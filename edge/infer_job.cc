@@ -89,6 +89,7 @@ void InferJob::Finish(absl::StatusOr<InferResponse> result) {
   if (!done_) return;
   const bool measured = result.ok() && params_.route.plan != nullptr &&
                         services_->keeper != nullptr;
+  const int64_t bytes_sent = result.ok() ? result->bytes_sent() : 0;
   const absl::Duration took = services_->clock->Now() - params_.received;
   Done done = std::move(done_);
   done_ = nullptr;
@@ -98,7 +99,7 @@ void InferJob::Finish(absl::StatusOr<InferResponse> result) {
   // re-plan on the planner thread.
   if (measured) {
     services_->keeper->OnAnswered(params_.model->name(), *params_.route.plan,
-                                  took);
+                                  took, bytes_sent);
   }
 }
 

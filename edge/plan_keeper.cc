@@ -174,7 +174,7 @@ std::string PlanKeeper::PlanKey(const tandem::v1::Plan& plan) {
 
 bool PlanKeeper::KeepCurrent(const ModelState& state,
                              const tandem::v1::Plan& current,
-                             const tandem::v1::Plan& fresh, double gain) {
+                             const tandem::v1::Plan& fresh, double gain) const {
   // Switching pays only for a clear gain: near-ties would make plans flap
   // with every noisy measurement.
   const tandem::v1::PlanAlternative* now = Find(fresh, current);
@@ -184,6 +184,12 @@ bool PlanKeeper::KeepCurrent(const ModelState& state,
   // plan's answers compared with its predictions.
   double current_cost = now->latency_ms() * BiasOf(state, PlanKey(current)),
          best_cost = best.latency_ms() * BiasOf(state, PlanKey(fresh));
+  // A current plan whose answers on this link beat its prediction is judged
+  // by them: a prediction alone does not take the agent off a plan its
+  // requests show fast (one the link's return to a known rate brought back,
+  // say, while the round-trip estimate still holds the slow regime's).
+  if (const std::optional<double> measured = Measured(state, current))
+    current_cost = std::min(current_cost, *measured);
   switch (fresh.objective()) {
     case tandem::v1::OBJECTIVE_MIN_ENERGY:
       current_cost = now->energy_mj();
@@ -356,11 +362,21 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const bool returning = state.abandoned != nullptr &&
                            PlanKey(plan) == PlanKey(*state.abandoned) &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
-    const bool small_gain = KeepCurrent(
-        state, *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
+    const double gain = returning ? 2 * kSwitchGain : kSwitchGain;
+    // The requests' own figures, where both plans have them for this link,
+    // outweigh predictions either way.
+    const bool measured_gain = MeasuredFor(state, *state.plan, plan, gain);
+    const bool small_gain =
+        !measured_gain && KeepCurrent(state, *state.plan, plan, gain);
     const char* why = nullptr;
     state.fall_unfelt = false;
-    if (small_gain) {
+    if (measured_gain) {
+      TANDEM_LOG(INFO) << model.name() << ": takes " << plan.reason()
+                       << ": its requests took "
+                       << Measured(state, plan).value_or(0)
+                       << " ms on this link, the current plan's "
+                       << Measured(state, *state.plan).value_or(0) << " ms";
+    } else if (small_gain) {
       why = "the predicted gain is too small";
     } else if (MeasuredAgainst(state, *state.plan, plan)) {
       why = "its requests measured no faster";
@@ -533,7 +549,8 @@ int PlanKeeper::replans() const {
 }
 
 void PlanKeeper::OnAnswered(const std::string& model,
-                            const tandem::v1::Plan& plan, absl::Duration took) {
+                            const tandem::v1::Plan& plan, absl::Duration took,
+                            int64_t bytes_sent) {
   const std::string key = PlanKey(plan);
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model);
@@ -545,17 +562,34 @@ void PlanKeeper::OnAnswered(const std::string& model,
   if (measured.size() >= kMeasuredPlans && measured.count(key) == 0)
     ForgetOldest(measured);
   MeasuredPlan& m = measured[key];
-  if (m.regime != LinkChanges() || now - m.last > kMeasuredFor) {
+  const bool link_free = m.bytes == 0 && bytes_sent == 0;
+  if (link_free && m.regime != LinkChanges() && now - m.last <= kMeasuredFor) {
+    m.regime = LinkChanges();  // No change of link reaches its requests.
+  } else if (m.regime != LinkChanges() || now - m.last > kMeasuredFor) {
     // The figure it had carries over as `before_ms` when it still counted
-    // (or the one before it, through a regime too short to count).
+    // (or the one before it, through a regime too short to count), and
+    // into `past` for when the link comes back.
     MeasuredPlan next;
     next.regime = LinkChanges();
+    const bool counted = m.count >= kMinMeasured;
     if (now - m.last <= kMeasuredFor) {
-      const bool counted = m.count >= kMinMeasured;
       next.before_ms = counted ? m.mean_ms : m.before_ms;
       next.before_dev_ms = counted ? m.dev_ms : m.before_dev_ms;
     }
-    m = next;
+    next.past = std::move(m.past);
+    if (counted && m.offloaded > 0) {
+      if (next.past.size() >= kPastFigures) next.past.erase(next.past.begin());
+      next.past.push_back({m.mean_ms, m.dev_ms, m.link_mbit, m.last});
+    }
+    next.bytes = m.bytes;
+    m = std::move(next);
+  }
+  if (bytes_sent > 0) {
+    // The link its transfers see: what the estimator prices them at now.
+    m.bytes = bytes_sent;
+    ++m.offloaded;
+    m.link_mbit +=
+        (network_.UplinkMbitFor(bytes_sent) - m.link_mbit) / m.offloaded;
   }
   const double took_ms = absl::ToDoubleMilliseconds(took);
   ++m.count;
@@ -580,11 +614,10 @@ void PlanKeeper::OnAnswered(const std::string& model,
       m.count < kMinMeasured) {
     // Each answer so far slower than that plan, beyond its noise: the switch
     // was wrong, no need to wait for a figure.
-    const auto it_other = measured.find(PlanKey(*other));
-    if (it_other != measured.end() && Measured(state, *other)) {
-      const MeasuredPlan& before = it_other->second;
-      m.refuted = m.min_ms > before.mean_ms * (1 + kSwitchGain) &&
-                  m.min_ms > before.mean_ms + kFeltDeviations * before.dev_ms;
+    if (const std::optional<PastFigure> before =
+            MeasuredFigure(state, *other)) {
+      m.refuted = m.min_ms > before->mean_ms * (1 + kSwitchGain) &&
+                  m.min_ms > before->mean_ms + kFeltDeviations * before->dev_ms;
     }
   }
   // The answer that may make the fall felt, or that refutes the switch to
@@ -622,16 +655,50 @@ void PlanKeeper::AddBias(ModelState& state, const std::string& key,
   bias.last = now;
 }
 
-std::optional<double> PlanKeeper::Measured(const ModelState& state,
-                                           const tandem::v1::Plan& plan) const {
+std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
+    const ModelState& state, const tandem::v1::Plan& plan) const {
   const auto it = state.measured.find(PlanKey(plan));
   if (it == state.measured.end()) return std::nullopt;
   const MeasuredPlan& m = it->second;
-  if (m.regime != LinkChanges() || (m.count < kMinMeasured && !m.refuted) ||
-      clock_->Now() - m.last > kMeasuredFor) {
-    return std::nullopt;
+  const absl::Time now = clock_->Now();
+  const bool this_regime = m.regime == LinkChanges() || m.bytes == 0;
+  const bool counts = m.count >= kMinMeasured || m.refuted;
+  if (this_regime && counts && now - m.last <= kMeasuredFor)
+    return PastFigure{m.mean_ms, m.dev_ms, m.link_mbit, m.last};
+  if (m.bytes == 0) return std::nullopt;
+  // An earlier regime of the same link for its transfers: the last one's
+  // figure (not yet moved to `past`, which happens at the plan's next
+  // answer), then those before it.
+  const double link = network_.UplinkMbitFor(m.bytes);
+  auto same_link = [&](const PastFigure& past) {
+    return now - past.last <= kPastFor && past.link_mbit > 0 &&
+           link <= past.link_mbit * kSameLink &&
+           link >= past.link_mbit / kSameLink;
+  };
+  if (m.regime != LinkChanges() && m.count >= kMinMeasured && m.offloaded > 0) {
+    const PastFigure last{m.mean_ms, m.dev_ms, m.link_mbit, m.last};
+    if (same_link(last)) return last;
   }
-  return m.mean_ms;
+  for (auto past = m.past.rbegin(); past != m.past.rend(); ++past) {
+    if (same_link(*past)) return *past;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> PlanKeeper::Measured(const ModelState& state,
+                                           const tandem::v1::Plan& plan) const {
+  const std::optional<PastFigure> figure = MeasuredFigure(state, plan);
+  if (!figure) return std::nullopt;
+  return figure->mean_ms;
+}
+
+bool PlanKeeper::MeasuredFor(const ModelState& state,
+                             const tandem::v1::Plan& current,
+                             const tandem::v1::Plan& fresh, double gain) const {
+  if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
+  const std::optional<double> mine = Measured(state, current);
+  const std::optional<double> theirs = Measured(state, fresh);
+  return mine.has_value() && theirs.has_value() && *theirs * (1 + gain) < *mine;
 }
 
 bool PlanKeeper::RetreatWanted(const ModelState& state) const {

@@ -35,6 +35,7 @@
 #ifndef TANDEM_EDGE_PLAN_KEEPER_H_
 #define TANDEM_EDGE_PLAN_KEEPER_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,10 +100,13 @@ class PlanKeeper {
   void OnTransfer(int64_t bytes, absl::Duration network_time, bool completed)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A request of `model` that followed `plan` was answered `took` after it
-  // arrived. Per plan, since the link last changed, these measured figures
-  // overrule the planner's predictions between plans both have measured.
+  // arrived, having sent `bytes_sent` to the cloud (0: answered here). Per
+  // plan and per state of the link its transfers see, these measured
+  // figures overrule the planner's predictions between plans both have
+  // measured.
   void OnAnswered(const std::string& model, const tandem::v1::Plan& plan,
-                  absl::Duration took) ABSL_LOCKS_EXCLUDED(mu_);
+                  absl::Duration took, int64_t bytes_sent)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Expected time to run blocks [begin, end) here.
   absl::Duration EstimateLocal(const ProgressiveModel& model, int begin,
@@ -120,6 +124,13 @@ class PlanKeeper {
   int switches() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // A plan's figure from one link regime, kept for when the link its
+  // transfers see comes back (a plan cached per network state).
+  struct PastFigure {
+    double mean_ms = 0, dev_ms = 0;
+    double link_mbit = 0;  // See MeasuredPlan::link_mbit.
+    absl::Time last = absl::InfinitePast();
+  };
   // What requests that followed one plan took, in one link regime.
   struct MeasuredPlan {
     double mean_ms = 0;  // Running mean, then an EWMA (kMeasuredWeight).
@@ -134,6 +145,16 @@ class PlanKeeper {
     // Its first answers after a switch to it were each slower than the plan
     // it replaced (see kRefuteAfter): its figure counts before kMinMeasured.
     bool refuted = false;
+    // The size of its transfers (0: none of its requests offloaded, so its
+    // answers do not depend on the link and carry over every change), and
+    // the mean uplink the estimator priced that size at when they were
+    // sent (UplinkMbitFor): the state of the link its figure stands for.
+    int64_t bytes = 0;
+    double link_mbit = 0;
+    int offloaded = 0;  // Answers that sent bytes, this regime.
+    // Its counted figures of earlier regimes, the latest last (at most
+    // kPastFigures).
+    std::vector<PastFigure> past;
   };
   // How one plan's answers compared with its predictions, across link
   // regimes: answer over prediction, the last kBiasSamples of them.
@@ -180,6 +201,14 @@ class PlanKeeper {
   static constexpr absl::Duration kMeasuredFor = absl::Seconds(30);
   static constexpr double kMeasuredWeight = 0.1;
   static constexpr size_t kMeasuredPlans = 32;
+  // A figure from an earlier regime counts again, for kPastFor after its
+  // last answer, while the estimator prices the plan's transfers within
+  // kSameLink of what it priced them at then (the estimator's own test for
+  // a change of link): a link that comes back to a rate it had is met with
+  // what the plans measured there, not with predictions alone.
+  static constexpr size_t kPastFigures = 4;
+  static constexpr absl::Duration kPastFor = absl::Minutes(10);
+  static constexpr double kSameLink = 2;
   // A slowdown felt is one beyond this many mean absolute deviations of the
   // plan's answers (about 2.5 standard deviations of a normal spread).
   static constexpr double kFeltDeviations = 3;
@@ -232,10 +261,11 @@ class PlanKeeper {
       ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `current` stays although `fresh` (made with explain) chose
   // otherwise: it is still feasible and within `gain` of the best, each
-  // latency prediction weighed by its plan's Bias.
-  static bool KeepCurrent(const ModelState& state,
-                          const tandem::v1::Plan& current,
-                          const tandem::v1::Plan& fresh, double gain);
+  // latency prediction weighed by its plan's Bias, and the current plan's by
+  // its measured figure where that is lower.
+  bool KeepCurrent(const ModelState& state, const tandem::v1::Plan& current,
+                   const tandem::v1::Plan& fresh, double gain) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The bias of the plan with key `key` (see kBiasSamples); 1 while it has
   // fewer than kMinMeasured answers or its answers scatter too widely to
   // tell.
@@ -244,9 +274,22 @@ class PlanKeeper {
   static void AddBias(ModelState& state, const std::string& key,
                       const tandem::v1::Plan& plan, absl::Duration took,
                       absl::Time now);
-  // The measured mean of `plan` in the current link regime, if it counts.
+  // The measured figure of `plan` for the link as it is: its figure in the
+  // current link regime if it counts, else the latest of an earlier regime
+  // of the same link for its transfers (kPastFigures). A plan none of whose
+  // requests offloaded keeps its figure across regimes.
+  std::optional<PastFigure> MeasuredFigure(const ModelState& state,
+                                           const tandem::v1::Plan& plan) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The mean of MeasuredFigure.
   std::optional<double> Measured(const ModelState& state,
                                  const tandem::v1::Plan& plan) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether both plans have measured figures and `fresh`'s beats
+  // `current`'s by `gain`: the requests show the gain the predictions miss
+  // (say, both measured on this link before it last fell).
+  bool MeasuredFor(const ModelState& state, const tandem::v1::Plan& current,
+                   const tandem::v1::Plan& fresh, double gain) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether both plans have measured figures and `fresh`'s is not better
   // than `current`'s by the switching gain: the requests contradict the

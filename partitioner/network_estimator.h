@@ -82,6 +82,13 @@ class NetworkEstimator {
   // The throughput of transfers in `bytes`'s size class, when that class has
   // at least two samples and one younger than max_age; else 0.
   double ClassUplinkMbit(int64_t bytes) const;
+  // What the planner prices a transfer of `bytes` at (UplinkMbitFor of
+  // State(), without building it): its class's throughput, else the overall
+  // estimate.
+  double UplinkMbitFor(int64_t bytes) const {
+    const double mbit = ClassUplinkMbit(bytes);
+    return mbit > 0 ? mbit : uplink_mbit();
+  }
 
   tandem::v1::NetworkState State() const;
 
