@@ -348,6 +348,26 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
       return Adopt(state, std::move(back_plan), policy_key);
     }
   }
+  if (same_policy && BestMeasured(state, nullptr) != nullptr) {
+    // A plan whose requests, on the link as it is (now, or when it last ran
+    // at this rate), took less than the current plan's by the gain: taken,
+    // whatever the predictions say, if it is still feasible.
+    constraints.explain = true;
+    ASSIGN_OR_RETURN(tandem::v1::Plan fresh, ChoosePlan(input, constraints));
+    if (std::shared_ptr<const tandem::v1::Plan> known =
+            BestMeasured(state, &fresh)) {
+      TANDEM_LOG(INFO) << model.name() << ": takes " << known->reason()
+                       << ": its requests took "
+                       << Measured(state, *known).value_or(0)
+                       << " ms on this link, the current plan's "
+                       << Measured(state, *state.plan).value_or(0) << " ms";
+      const tandem::v1::PlanAlternative* now = Find(fresh, *known);
+      tandem::v1::Plan next = *known;
+      next.set_predicted_latency_ms(now->latency_ms());
+      next.set_predicted_tail_latency_ms(now->tail_ms());
+      return Adopt(state, std::move(next), policy_key);
+    }
+  }
   if (same_policy && PlanKey(plan) == PlanKey(*state.plan)) {
     state.predicted_ms = plan.predicted_latency_ms();
     return state.plan;
@@ -362,21 +382,11 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const bool returning = state.abandoned != nullptr &&
                            PlanKey(plan) == PlanKey(*state.abandoned) &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
-    const double gain = returning ? 2 * kSwitchGain : kSwitchGain;
-    // The requests' own figures, where both plans have them for this link,
-    // outweigh predictions either way.
-    const bool measured_gain = MeasuredFor(state, *state.plan, plan, gain);
-    const bool small_gain =
-        !measured_gain && KeepCurrent(state, *state.plan, plan, gain);
+    const bool small_gain = KeepCurrent(
+        state, *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
     const char* why = nullptr;
     state.fall_unfelt = false;
-    if (measured_gain) {
-      TANDEM_LOG(INFO) << model.name() << ": takes " << plan.reason()
-                       << ": its requests took "
-                       << Measured(state, plan).value_or(0)
-                       << " ms on this link, the current plan's "
-                       << Measured(state, *state.plan).value_or(0) << " ms";
-    } else if (small_gain) {
+    if (small_gain) {
       why = "the predicted gain is too small";
     } else if (MeasuredAgainst(state, *state.plan, plan)) {
       why = "its requests measured no faster";
@@ -562,6 +572,8 @@ void PlanKeeper::OnAnswered(const std::string& model,
   if (measured.size() >= kMeasuredPlans && measured.count(key) == 0)
     ForgetOldest(measured);
   MeasuredPlan& m = measured[key];
+  if (m.plan == nullptr)
+    m.plan = std::make_shared<const tandem::v1::Plan>(plan);
   const bool link_free = m.bytes == 0 && bytes_sent == 0;
   if (link_free && m.regime != LinkChanges() && now - m.last <= kMeasuredFor) {
     m.regime = LinkChanges();  // No change of link reaches its requests.
@@ -582,6 +594,7 @@ void PlanKeeper::OnAnswered(const std::string& model,
       next.past.push_back({m.mean_ms, m.dev_ms, m.link_mbit, m.last});
     }
     next.bytes = m.bytes;
+    next.plan = std::move(m.plan);
     m = std::move(next);
   }
   if (bytes_sent > 0) {
@@ -656,10 +669,7 @@ void PlanKeeper::AddBias(ModelState& state, const std::string& key,
 }
 
 std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
-    const ModelState& state, const tandem::v1::Plan& plan) const {
-  const auto it = state.measured.find(PlanKey(plan));
-  if (it == state.measured.end()) return std::nullopt;
-  const MeasuredPlan& m = it->second;
+    const MeasuredPlan& m) const {
   const absl::Time now = clock_->Now();
   const bool this_regime = m.regime == LinkChanges() || m.bytes == 0;
   const bool counts = m.count >= kMinMeasured || m.refuted;
@@ -685,6 +695,13 @@ std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
   return std::nullopt;
 }
 
+std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
+    const ModelState& state, const tandem::v1::Plan& plan) const {
+  const auto it = state.measured.find(PlanKey(plan));
+  if (it == state.measured.end()) return std::nullopt;
+  return MeasuredFigure(it->second);
+}
+
 std::optional<double> PlanKeeper::Measured(const ModelState& state,
                                            const tandem::v1::Plan& plan) const {
   const std::optional<PastFigure> figure = MeasuredFigure(state, plan);
@@ -692,13 +709,40 @@ std::optional<double> PlanKeeper::Measured(const ModelState& state,
   return figure->mean_ms;
 }
 
-bool PlanKeeper::MeasuredFor(const ModelState& state,
-                             const tandem::v1::Plan& current,
-                             const tandem::v1::Plan& fresh, double gain) const {
-  if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
-  const std::optional<double> mine = Measured(state, current);
-  const std::optional<double> theirs = Measured(state, fresh);
-  return mine.has_value() && theirs.has_value() && *theirs * (1 + gain) < *mine;
+std::shared_ptr<const tandem::v1::Plan> PlanKeeper::BestMeasured(
+    const ModelState& state, const tandem::v1::Plan* fresh) const {
+  if (state.plan == nullptr ||
+      state.plan->objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) {
+    return nullptr;  // Other objectives keep the prediction.
+  }
+  const std::optional<double> mine = Measured(state, *state.plan);
+  if (!mine.has_value()) return nullptr;
+  const std::string current = PlanKey(*state.plan);
+  const std::string left =
+      state.abandoned != nullptr &&
+              clock_->Now() - state.abandoned_at < kReturnWindow
+          ? PlanKey(*state.abandoned)
+          : std::string();
+  std::shared_ptr<const tandem::v1::Plan> best;
+  double best_ms = 0;
+  for (const auto& [key, m] : state.measured) {
+    if (key == current || m.plan == nullptr) continue;
+    const std::optional<PastFigure> theirs = MeasuredFigure(m);
+    // Returning to the plan just left takes twice the gain, as predictions
+    // do.
+    const double gain = key == left ? 2 * kSwitchGain : kSwitchGain;
+    if (!theirs.has_value() || theirs->mean_ms * (1 + gain) >= *mine ||
+        (best != nullptr && theirs->mean_ms >= best_ms)) {
+      continue;
+    }
+    if (fresh != nullptr) {
+      const tandem::v1::PlanAlternative* a = Find(*fresh, *m.plan);
+      if (a == nullptr || !a->rejected_because().empty()) continue;
+    }
+    best = m.plan;
+    best_ms = theirs->mean_ms;
+  }
+  return best;
 }
 
 bool PlanKeeper::RetreatWanted(const ModelState& state) const {

@@ -155,6 +155,8 @@ class PlanKeeper {
     // Its counted figures of earlier regimes, the latest last (at most
     // kPastFigures).
     std::vector<PastFigure> past;
+    // The plan (as its first answer followed it), for taking it again.
+    std::shared_ptr<const tandem::v1::Plan> plan;
   };
   // How one plan's answers compared with its predictions, across link
   // regimes: answer over prediction, the last kBiasSamples of them.
@@ -281,15 +283,20 @@ class PlanKeeper {
   std::optional<PastFigure> MeasuredFigure(const ModelState& state,
                                            const tandem::v1::Plan& plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<PastFigure> MeasuredFigure(const MeasuredPlan& m) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The mean of MeasuredFigure.
   std::optional<double> Measured(const ModelState& state,
                                  const tandem::v1::Plan& plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether both plans have measured figures and `fresh`'s beats
-  // `current`'s by `gain`: the requests show the gain the predictions miss
-  // (say, both measured on this link before it last fell).
-  bool MeasuredFor(const ModelState& state, const tandem::v1::Plan& current,
-                   const tandem::v1::Plan& fresh, double gain) const
+  // The measured plan with the lowest figure for the link as it is, if that
+  // beats the current plan's figure by the switching gain (twice that for
+  // the plan just left, within kReturnWindow) and, given `fresh` (made with
+  // explain), the plan is feasible among its alternatives; else null. The
+  // requests' own figures outweigh predictions: a link back at a rate it
+  // had meets the plans that ran best there.
+  std::shared_ptr<const tandem::v1::Plan> BestMeasured(
+      const ModelState& state, const tandem::v1::Plan* fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether both plans have measured figures and `fresh`'s is not better
   // than `current`'s by the switching gain: the requests contradict the

@@ -533,6 +533,38 @@ TEST_F(PlanKeeperBiasTest, AMeasuredGainMovesThePlanWhereAPredictedOneDoesNot) {
   EXPECT_EQ(keeper_->switches(), switches + 1);
 }
 
+TEST_F(PlanKeeperBiasTest, AMeasuredPlanIsTakenThoughAnotherIsPredictedBest) {
+  // As above, but the requests with an SLA of their own follow split 1 (S),
+  // not the predicted best, and answer in 30% of E's figure: the re-plan
+  // takes S.
+  Transfer(0.1);
+  Transfer(0.1);
+  ASSERT_EQ(Split(), 3);
+  AnswerAt(10, {1.0});
+  ASSERT_OK_AND_ASSIGN(auto edge, keeper_->PlanFor(*model_, policy_, {}));
+  const double uplink = UplinkFor(0.9);
+  Transfer(uplink);
+  Transfer(uplink);
+  ASSERT_EQ(Split(), 3);
+  tandem::v1::GetPlanRequest request;
+  request.mutable_network()->set_uplink_mbit(uplink);
+  request.mutable_network()->set_rtt_ms(0.001);
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan split1,
+                       keeper_->Explain(*model_, policy_, request));
+  ASSERT_NE(split1.split_point(), 1);  // The predicted best is another.
+  split1.set_split_point(1);
+  split1.clear_alternatives();
+  for (int i = 0; i < 10; ++i) {
+    keeper_->OnAnswered("tiny", split1,
+                        absl::Milliseconds(0.3 * edge->predicted_latency_ms()),
+                        kTransferBytes);
+  }
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_OK(keeper_->PlanFor(*model_, policy_, {}).status());
+  keeper_->WaitForPlans();
+  EXPECT_EQ(Split(), 1);
+}
+
 TEST_F(PlanKeeperBiasTest,
        APlanAnsweringFasterThanPredictedIsNotLeftForAPrediction) {
   // Edge-only (E) on a slow link answers in 5% and 125% of its prediction in
