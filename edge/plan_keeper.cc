@@ -589,7 +589,9 @@ void PlanKeeper::OnAnswered(const std::string& model,
       next.before_dev_ms = counted ? m.dev_ms : m.before_dev_ms;
     }
     next.past = std::move(m.past);
-    if (counted && m.offloaded > 0) {
+    // A refuted figure too: the newest for its link, it must not let an
+    // older, better one of that link count again.
+    if ((counted || m.refuted) && m.offloaded > 0) {
       if (next.past.size() >= kPastFigures) next.past.erase(next.past.begin());
       next.past.push_back({m.mean_ms, m.dev_ms, m.link_mbit, m.last});
     }
@@ -685,7 +687,8 @@ std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
            link <= past.link_mbit * kSameLink &&
            link >= past.link_mbit / kSameLink;
   };
-  if (m.regime != LinkChanges() && m.count >= kMinMeasured && m.offloaded > 0) {
+  if (m.regime != LinkChanges() && (m.count >= kMinMeasured || m.refuted) &&
+      m.offloaded > 0) {
     const PastFigure last{m.mean_ms, m.dev_ms, m.link_mbit, m.last};
     if (same_link(last)) return last;
   }

@@ -583,6 +583,28 @@ TEST_F(PlanKeeperBiasTest,
   EXPECT_EQ(keeper_->switches(), switches);
 }
 
+TEST_F(PlanKeeperBiasTest, ARefutedFigureSupersedesTheOneCachedForItsLink) {
+  // As in AFigureOfTheSameLinkCountsWhenItComesBack: O's figure from before
+  // the fall takes the agent back to O when the link comes back...
+  ASSERT_LT(SplitAfterRecovery({0.2, 1.4}, absl::Seconds(20)), 3);
+  // ...where O's first answer is five times E's prediction: refuted, and
+  // the agent returns to E.
+  ASSERT_OK_AND_ASSIGN(auto offload, keeper_->PlanFor(*model_, policy_, {}));
+  keeper_->OnAnswered("tiny", *offload,
+                      absl::Milliseconds(5 * offload->predicted_latency_ms()),
+                      kTransferBytes);
+  keeper_->WaitForPlans();
+  ASSERT_EQ(Split(), 3);
+  // The link falls and comes back to that rate again: the newest figure of
+  // O on it is the refuted one, and E stays.
+  const double uplink = UplinkFor(0.9);
+  Transfer(0.1);
+  Transfer(0.1);
+  Transfer(uplink);
+  Transfer(uplink);
+  EXPECT_EQ(Split(), 3);
+}
+
 TEST_F(PlanKeeperBiasTest, AFigureOfAnotherLinkDoesNotCount) {
   // O measured where it is predicted at 50% of E (its answers at 40% of E);
   // the link comes back slower than half that rate, where O is predicted at
