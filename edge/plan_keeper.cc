@@ -348,14 +348,14 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
       return Adopt(state, std::move(back_plan), policy_key);
     }
   }
-  if (same_policy && BestMeasured(state, nullptr) != nullptr) {
-    // A plan whose requests, on the link as it is (now, or when it last ran
-    // at this rate), took less than the current plan's by the gain: taken,
-    // whatever the predictions say, if it is still feasible.
+  if (same_policy && BestCached(state, nullptr) != nullptr) {
+    // The link is back at a rate where a plan's requests took less than
+    // the current plan's by the gain: taken, whatever the predictions say,
+    // if it is still feasible.
     constraints.explain = true;
     ASSIGN_OR_RETURN(tandem::v1::Plan fresh, ChoosePlan(input, constraints));
     if (std::shared_ptr<const tandem::v1::Plan> known =
-            BestMeasured(state, &fresh)) {
+            BestCached(state, &fresh)) {
       TANDEM_LOG(INFO) << model.name() << ": takes " << known->reason()
                        << ": its requests took "
                        << Measured(state, *known).value_or(0)
@@ -382,11 +382,21 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const bool returning = state.abandoned != nullptr &&
                            PlanKey(plan) == PlanKey(*state.abandoned) &&
                            clock_->Now() - state.abandoned_at < kReturnWindow;
-    const bool small_gain = KeepCurrent(
-        state, *state.plan, plan, returning ? 2 * kSwitchGain : kSwitchGain);
+    const double gain = returning ? 2 * kSwitchGain : kSwitchGain;
+    // The requests' own figures, where both plans have them for this link,
+    // outweigh predictions either way.
+    const bool measured_gain = MeasuredFor(state, *state.plan, plan, gain);
+    const bool small_gain =
+        !measured_gain && KeepCurrent(state, *state.plan, plan, gain);
     const char* why = nullptr;
     state.fall_unfelt = false;
-    if (small_gain) {
+    if (measured_gain) {
+      TANDEM_LOG(INFO) << model.name() << ": takes " << plan.reason()
+                       << ": its requests took "
+                       << Measured(state, plan).value_or(0)
+                       << " ms on this link, the current plan's "
+                       << Measured(state, *state.plan).value_or(0) << " ms";
+    } else if (small_gain) {
       why = "the predicted gain is too small";
     } else if (MeasuredAgainst(state, *state.plan, plan)) {
       why = "its requests measured no faster";
@@ -689,11 +699,14 @@ std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
   };
   if (m.regime != LinkChanges() && (m.count >= kMinMeasured || m.refuted) &&
       m.offloaded > 0) {
-    const PastFigure last{m.mean_ms, m.dev_ms, m.link_mbit, m.last};
+    const PastFigure last{m.mean_ms, m.dev_ms, m.link_mbit, m.last, true};
     if (same_link(last)) return last;
   }
   for (auto past = m.past.rbegin(); past != m.past.rend(); ++past) {
-    if (same_link(*past)) return *past;
+    if (!same_link(*past)) continue;
+    PastFigure cached = *past;
+    cached.cached = true;
+    return cached;
   }
   return std::nullopt;
 }
@@ -712,7 +725,16 @@ std::optional<double> PlanKeeper::Measured(const ModelState& state,
   return figure->mean_ms;
 }
 
-std::shared_ptr<const tandem::v1::Plan> PlanKeeper::BestMeasured(
+bool PlanKeeper::MeasuredFor(const ModelState& state,
+                             const tandem::v1::Plan& current,
+                             const tandem::v1::Plan& fresh, double gain) const {
+  if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
+  const std::optional<double> mine = Measured(state, current);
+  const std::optional<double> theirs = Measured(state, fresh);
+  return mine.has_value() && theirs.has_value() && *theirs * (1 + gain) < *mine;
+}
+
+std::shared_ptr<const tandem::v1::Plan> PlanKeeper::BestCached(
     const ModelState& state, const tandem::v1::Plan* fresh) const {
   if (state.plan == nullptr ||
       state.plan->objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) {
@@ -734,7 +756,8 @@ std::shared_ptr<const tandem::v1::Plan> PlanKeeper::BestMeasured(
     // Returning to the plan just left takes twice the gain, as predictions
     // do.
     const double gain = key == left ? 2 * kSwitchGain : kSwitchGain;
-    if (!theirs.has_value() || theirs->mean_ms * (1 + gain) >= *mine ||
+    if (!theirs.has_value() || !theirs->cached ||
+        theirs->mean_ms * (1 + gain) >= *mine ||
         (best != nullptr && theirs->mean_ms >= best_ms)) {
       continue;
     }

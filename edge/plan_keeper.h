@@ -130,6 +130,8 @@ class PlanKeeper {
     double mean_ms = 0, dev_ms = 0;
     double link_mbit = 0;  // See MeasuredPlan::link_mbit.
     absl::Time last = absl::InfinitePast();
+    // From an earlier regime: the link is back at a rate this plan ran at.
+    bool cached = false;
   };
   // What requests that followed one plan took, in one link regime.
   struct MeasuredPlan {
@@ -289,13 +291,19 @@ class PlanKeeper {
   std::optional<double> Measured(const ModelState& state,
                                  const tandem::v1::Plan& plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The measured plan with the lowest figure for the link as it is, if that
-  // beats the current plan's figure by the switching gain (twice that for
-  // the plan just left, within kReturnWindow) and, given `fresh` (made with
-  // explain), the plan is feasible among its alternatives; else null. The
-  // requests' own figures outweigh predictions: a link back at a rate it
-  // had meets the plans that ran best there.
-  std::shared_ptr<const tandem::v1::Plan> BestMeasured(
+  // Whether both plans have measured figures and `fresh`'s beats
+  // `current`'s by `gain`: the requests show the gain the predictions miss.
+  bool MeasuredFor(const ModelState& state, const tandem::v1::Plan& current,
+                   const tandem::v1::Plan& fresh, double gain) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When the link is back at a rate some plans ran at (their figures
+  // cached from an earlier regime): the one of them with the lowest
+  // figure, if that beats the current plan's figure by the switching gain
+  // (twice that for the plan just left, within kReturnWindow) and, given
+  // `fresh` (made with explain), the plan is feasible among its
+  // alternatives; else null. Within a regime, plans are compared by
+  // prediction, MeasuredFor and MeasuredAgainst.
+  std::shared_ptr<const tandem::v1::Plan> BestCached(
       const ModelState& state, const tandem::v1::Plan* fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether both plans have measured figures and `fresh`'s is not better
