@@ -22,7 +22,10 @@
 // by how its answers compared with its predictions (the mean ratio of its
 // last answers, kept across link regimes, where it stands out of their
 // scatter), so a plan measured 15% faster than predicted before the link
-// fell is judged by that when it recovers.
+// fell is judged by that when it recovers. What a plan's requests took is
+// kept per state of the link its transfers see (plans cached per network
+// state): when the link comes back to a rate it had, the plan that ran best
+// there is taken again on that figure (BestCached).
 // Requests with their own deadline
 // or accuracy floor that the shared plan does not meet get a plan of their
 // own (a decision costs tens of microseconds). Plans are immutable and
@@ -154,8 +157,8 @@ class PlanKeeper {
     int64_t bytes = 0;
     double link_mbit = 0;
     int offloaded = 0;  // Answers that sent bytes, this regime.
-    // Its counted figures of earlier regimes, the latest last (at most
-    // kPastFigures).
+    // Its counted (or refuted) figures of earlier regimes, the latest last
+    // (at most kPastFigures).
     std::vector<PastFigure> past;
     // The plan (as its first answer followed it), for taking it again.
     std::shared_ptr<const tandem::v1::Plan> plan;
