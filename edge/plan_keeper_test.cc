@@ -401,12 +401,7 @@ class PlanKeeperBiasTest : public PlanKeeperMeasuredTest {
   // The best offloading alternative's predicted latency over edge-only's, at
   // an uplink of `mbit`.
   double OffloadOverEdge(double mbit) {
-    tandem::v1::GetPlanRequest request;
-    request.set_explain(true);
-    request.mutable_network()->set_uplink_mbit(mbit);
-    request.mutable_network()->set_rtt_ms(0.001);
-    absl::StatusOr<tandem::v1::Plan> plan =
-        keeper_->Explain(*model_, policy_, request);
+    absl::StatusOr<tandem::v1::Plan> plan = PlanAt(mbit, /*explain=*/true);
     EXPECT_OK(plan.status());
     if (!plan.ok()) return 0;
     double offload = 1e300, edge = 1e300;
@@ -416,6 +411,28 @@ class PlanKeeperBiasTest : public PlanKeeperMeasuredTest {
       best = std::min(best, a.latency_ms());
     }
     return offload / edge;
+  }
+  // The plan the keeper would choose at an uplink of `mbit`.
+  absl::StatusOr<tandem::v1::Plan> PlanAt(double mbit, bool explain = false) {
+    tandem::v1::GetPlanRequest request;
+    request.set_explain(explain);
+    request.mutable_network()->set_uplink_mbit(mbit);
+    request.mutable_network()->set_rtt_ms(0.001);
+    return keeper_->Explain(*model_, policy_, request);
+  }
+  // Edge-only (E), the first plan, answers as predicted on a slow link; the
+  // link recovers to where offloading is predicted 10% faster, under the
+  // gain, and E stays. Returns that uplink.
+  double EdgeMeasuredThenNearTie() {
+    Transfer(0.1);
+    Transfer(0.1);
+    EXPECT_EQ(Split(), 3);
+    AnswerAt(10, {1.0});
+    const double uplink = UplinkFor(0.9);
+    Transfer(uplink);
+    Transfer(uplink);
+    EXPECT_EQ(Split(), 3);
+    return uplink;
   }
   // The uplink at which OffloadOverEdge is `ratio` (it falls as the uplink
   // grows).
@@ -498,26 +515,14 @@ TEST_F(PlanKeeperBiasTest, AFigureOfTheSameLinkCountsWhenItComesBack) {
 }
 
 TEST_F(PlanKeeperBiasTest, AMeasuredGainMovesThePlanWhereAPredictedOneDoesNot) {
-  // Edge-only (E), the first plan, answers as predicted on a slow link.
-  Transfer(0.1);
-  Transfer(0.1);
-  ASSERT_EQ(Split(), 3);
-  AnswerAt(10, {1.0});
-  // The link recovers to where offloading (O) is predicted 10% faster: under
-  // the gain, E stays.
-  const double uplink = UplinkFor(0.9);
-  Transfer(uplink);
-  Transfer(uplink);
+  // E measured, and offloading (O) predicted 10% faster: E stays.
+  const double uplink = EdgeMeasuredThenNearTie();
   ASSERT_EQ(Split(), 3);
   // Requests with an SLA of their own follow O and answer in 10% and 130%
   // of its prediction in turn: too scattered for a bias (as in
   // ABiasWithinTheAnswersScatterIsNotTrusted), but measured, O took 63% of
   // E, and the next re-plan takes it.
-  tandem::v1::GetPlanRequest request;
-  request.mutable_network()->set_uplink_mbit(uplink);
-  request.mutable_network()->set_rtt_ms(0.001);
-  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan offload,
-                       keeper_->Explain(*model_, policy_, request));
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan offload, PlanAt(uplink));
   ASSERT_LT(offload.split_point(), 3);
   for (int i = 0; i < 10; ++i) {
     keeper_->OnAnswered("tiny", offload,
@@ -534,25 +539,14 @@ TEST_F(PlanKeeperBiasTest, AMeasuredGainMovesThePlanWhereAPredictedOneDoesNot) {
 }
 
 TEST_F(PlanKeeperBiasTest, APlanCachedForTheLinkIsTakenThoughNotPredictedBest) {
-  // Edge-only (E) answers as predicted; the link recovers to where
-  // offloading is predicted 10% faster, and E stays.
-  Transfer(0.1);
-  Transfer(0.1);
+  // E measured, and offloading predicted 10% faster: E stays.
+  const double uplink = EdgeMeasuredThenNearTie();
   ASSERT_EQ(Split(), 3);
-  AnswerAt(10, {1.0});
   ASSERT_OK_AND_ASSIGN(auto edge, keeper_->PlanFor(*model_, policy_, {}));
-  const double uplink = UplinkFor(0.9);
-  Transfer(uplink);
-  Transfer(uplink);
-  ASSERT_EQ(Split(), 3);
   // Requests with an SLA of their own follow split 1 (S), not the predicted
   // best, and answer in 30% of E's figure. Within the regime, S is not
   // taken on its figure: only the predicted best is weighed against E.
-  tandem::v1::GetPlanRequest request;
-  request.mutable_network()->set_uplink_mbit(uplink);
-  request.mutable_network()->set_rtt_ms(0.001);
-  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan split1,
-                       keeper_->Explain(*model_, policy_, request));
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan split1, PlanAt(uplink));
   ASSERT_NE(split1.split_point(), 1);  // The predicted best is another.
   split1.set_split_point(1);
   split1.clear_alternatives();
