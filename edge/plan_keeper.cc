@@ -385,7 +385,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
     const double gain = returning ? 2 * kSwitchGain : kSwitchGain;
     // The requests' own figures, where both plans have them for this link,
     // outweigh predictions either way.
-    const bool measured_gain = MeasuredFor(state, *state.plan, plan, gain);
+    const bool measured_gain = MeasuredFor(state, plan, gain);
     const bool small_gain =
         !measured_gain && KeepCurrent(state, *state.plan, plan, gain);
     const char* why = nullptr;
@@ -602,8 +602,17 @@ void PlanKeeper::OnAnswered(const std::string& model,
     // A refuted figure too: the newest for its link, it must not let an
     // older, better one of that link count again.
     if ((counted || m.refuted) && m.offloaded > 0) {
-      if (next.past.size() >= kPastFigures) next.past.erase(next.past.begin());
-      next.past.push_back({m.mean_ms, m.dev_ms, m.link_mbit, m.last});
+      // One figure per state of the link, the newest: a figure of another
+      // link's regimes must not push out the only one of this link (a trace
+      // that steps through several rates changes regime at each).
+      std::vector<PastFigure>& past = next.past;
+      past.erase(std::remove_if(past.begin(), past.end(),
+                                [&](const PastFigure& p) {
+                                  return SameLink(p.link_mbit, m.link_mbit);
+                                }),
+                 past.end());
+      if (past.size() >= kPastFigures) past.erase(past.begin());
+      past.push_back({m.mean_ms, m.dev_ms, m.link_mbit, m.last});
     }
     next.bytes = m.bytes;
     next.plan = std::move(m.plan);
@@ -693,9 +702,7 @@ std::optional<PlanKeeper::PastFigure> PlanKeeper::MeasuredFigure(
   // answer), then those before it.
   const double link = network_.UplinkMbitFor(m.bytes);
   auto same_link = [&](const PastFigure& past) {
-    return now - past.last <= kPastFor && past.link_mbit > 0 &&
-           link <= past.link_mbit * kSameLink &&
-           link >= past.link_mbit / kSameLink;
+    return now - past.last <= kPastFor && SameLink(link, past.link_mbit);
   };
   if (m.regime != LinkChanges() && (m.count >= kMinMeasured || m.refuted) &&
       m.offloaded > 0) {
@@ -725,11 +732,22 @@ std::optional<double> PlanKeeper::Measured(const ModelState& state,
   return figure->mean_ms;
 }
 
+bool PlanKeeper::SameLink(double mbit, double other_mbit) {
+  return other_mbit > 0 && mbit <= other_mbit * kSameLink &&
+         mbit >= other_mbit / kSameLink;
+}
+
+std::optional<double> PlanKeeper::RunningFigure(const ModelState& state) const {
+  if (state.plan == nullptr) return std::nullopt;
+  const std::optional<PastFigure> figure = MeasuredFigure(state, *state.plan);
+  if (!figure || figure->cached) return std::nullopt;
+  return figure->mean_ms;
+}
+
 bool PlanKeeper::MeasuredFor(const ModelState& state,
-                             const tandem::v1::Plan& current,
                              const tandem::v1::Plan& fresh, double gain) const {
   if (fresh.objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) return false;
-  const std::optional<double> mine = Measured(state, current);
+  const std::optional<double> mine = RunningFigure(state);
   const std::optional<double> theirs = Measured(state, fresh);
   return mine.has_value() && theirs.has_value() && *theirs * (1 + gain) < *mine;
 }
@@ -740,7 +758,7 @@ std::shared_ptr<const tandem::v1::Plan> PlanKeeper::BestCached(
       state.plan->objective() != tandem::v1::OBJECTIVE_MIN_LATENCY) {
     return nullptr;  // Other objectives keep the prediction.
   }
-  const std::optional<double> mine = Measured(state, *state.plan);
+  const std::optional<double> mine = RunningFigure(state);
   if (!mine.has_value()) return nullptr;
   const std::string current = PlanKey(*state.plan);
   const std::string left =
@@ -775,7 +793,7 @@ bool PlanKeeper::RetreatWanted(const ModelState& state) const {
   if (state.plan == nullptr || state.abandoned == nullptr) return false;
   if (state.plan->objective() != tandem::v1::OBJECTIVE_MIN_LATENCY)
     return false;  // Other objectives keep the prediction.
-  const std::optional<double> mine = Measured(state, *state.plan);
+  const std::optional<double> mine = RunningFigure(state);
   const std::optional<double> left = Measured(state, *state.abandoned);
   return mine.has_value() && left.has_value() &&
          *mine > *left * (1 + kSwitchGain);

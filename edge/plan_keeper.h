@@ -157,8 +157,9 @@ class PlanKeeper {
     int64_t bytes = 0;
     double link_mbit = 0;
     int offloaded = 0;  // Answers that sent bytes, this regime.
-    // Its counted (or refuted) figures of earlier regimes, the latest last
-    // (at most kPastFigures).
+    // Its counted (or refuted) figures of earlier regimes, the newest of
+    // each state of the link (SameLink), the latest last (at most
+    // kPastFigures).
     std::vector<PastFigure> past;
     // The plan (as its first answer followed it), for taking it again.
     std::shared_ptr<const tandem::v1::Plan> plan;
@@ -230,8 +231,11 @@ class PlanKeeper {
   // figure of the plan it replaced by the gain and by kFeltDeviations of
   // that plan's noise, its figure counts (and the keeper returns; when a
   // re-plan went back before those answers came, the figure still counts
-  // and keeps the plan from being tried again).
-  static constexpr int kRefuteAfter = 1;
+  // and keeps the plan from being tried again). Two answers, not one: the
+  // first after a switch can be slow for reasons not the plan's (in trace
+  // runs, the first offload after a stretch on the edge took a quarter over
+  // the edge's figure, and its plan's later answers a third under it).
+  static constexpr int kRefuteAfter = 2;
   // A plan's prediction is weighed by the mean of its last kBiasSamples
   // answer/prediction ratios (each at most kMaxRatio), moved toward 1 by two
   // standard errors, once it has kMinMeasured of them; bounded to
@@ -290,18 +294,30 @@ class PlanKeeper {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<PastFigure> MeasuredFigure(const MeasuredPlan& m) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether an uplink of `mbit` is the state of the link `other_mbit` was
+  // (within kSameLink; false for an unknown `other_mbit` of 0).
+  static bool SameLink(double mbit, double other_mbit);
   // The mean of MeasuredFigure.
   std::optional<double> Measured(const ModelState& state,
                                  const tandem::v1::Plan& plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether both plans have measured figures and `fresh`'s beats
-  // `current`'s by `gain`: the requests show the gain the predictions miss.
-  bool MeasuredFor(const ModelState& state, const tandem::v1::Plan& current,
-                   const tandem::v1::Plan& fresh, double gain) const
+  // The current plan's figure from its own answers in this link regime:
+  // MeasuredFigure without a cached one. Its answers are coming in, so a
+  // figure from before (a stall among a regime's first answers, say) may
+  // keep it (KeepCurrent, MeasuredAgainst) but not move the agent off it
+  // (MeasuredFor, BestCached, RetreatWanted); a plan its own first answers
+  // show slow is refuted within kRefuteAfter of them.
+  std::optional<double> RunningFigure(const ModelState& state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the current plan's RunningFigure and `fresh`'s measured figure
+  // exist and `fresh`'s beats it by `gain`: the requests show the gain the
+  // predictions miss.
+  bool MeasuredFor(const ModelState& state, const tandem::v1::Plan& fresh,
+                   double gain) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // When the link is back at a rate some plans ran at (their figures
   // cached from an earlier regime): the one of them with the lowest
-  // figure, if that beats the current plan's figure by the switching gain
+  // figure, if that beats the current plan's RunningFigure by the switching
+  // gain
   // (twice that for the plan just left, within kReturnWindow) and, given
   // `fresh` (made with explain), the plan is feasible among its
   // alternatives; else null. Within a regime, plans are compared by
@@ -315,8 +331,8 @@ class PlanKeeper {
   bool MeasuredAgainst(const ModelState& state, const tandem::v1::Plan& current,
                        const tandem::v1::Plan& fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether the current plan's measured figure is slower than that of the
-  // plan it replaced by the switching gain, both counting in this regime:
+  // Whether the current plan's RunningFigure is slower than the measured
+  // figure of the plan it replaced by the switching gain:
   // the requests refute the prediction that made the switch.
   bool RetreatWanted(const ModelState& state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
