@@ -232,9 +232,8 @@ class PlanKeeper {
   // that plan's noise, its figure counts (and the keeper returns; when a
   // re-plan went back before those answers came, the figure still counts
   // and keeps the plan from being tried again). Two answers, not one: the
-  // first after a switch can be slow for reasons not the plan's (in trace
-  // runs, the first offload after a stretch on the edge took a quarter over
-  // the edge's figure, and its plan's later answers a third under it).
+  // new plan's answers scatter too (a Fashion-MNIST offload's p95 is about
+  // 1.5x its mean), and the threshold allows for the left plan's noise only.
   static constexpr int kRefuteAfter = 2;
   // A plan's prediction is weighed by the mean of its last kBiasSamples
   // answer/prediction ratios (each at most kMaxRatio), moved toward 1 by two
