@@ -14,6 +14,11 @@
 // - bare gRPC: the same bytes, handlers that do nothing else
 //   (`overhead_vs_bare_grpc`: Tandem's overhead p50 over its round trip's
 //   p50). Where its time goes, as Tandem's is split: `bare_grpc_parts_ms`.
+// - bare gRPC with hand-offs: the same, but each handler passes its work to
+//   a thread of its own (the agent's handler hands a request to its worker,
+//   the cloud's to a batcher instance) and that thread forwards or answers
+//   (`overhead_vs_bare_grpc_handoff`). It prices the two thread hand-offs
+//   the agent's scheduler and the cloud's batcher cost by design.
 // - the same model by hand: the first hop runs blocks [0, split) and
 //   forwards the activation's FP32 bytes, the second runs the rest and the
 //   final exit, with no queue, scheduler, planner or metrics
@@ -24,9 +29,12 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -63,24 +71,83 @@ using tandem::v1::ContinueResponse;
 using tandem::v1::InferRequest;
 using tandem::v1::InferResponse;
 
-// Hop 2 of the baseline: answers every Continue at once.
+// One thread that runs what is posted to it, in order: the hand-off of the
+// baseline with hand-offs. It waits as the agent's worker and the cloud's
+// batcher instances do (on an absl::Mutex), so a post wakes a sleeping thread.
+class HandOffThread {
+ public:
+  HandOffThread() : thread_([this] { Loop(); }) {}
+  ~HandOffThread() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  void Post(std::function<void()> work) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(work));
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> work;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](HandOffThread* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu_) {
+              return t->stopping_ || !t->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;
+        work = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      work();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// Hop 2 of the baseline: answers every Continue at once, or from
+// `hand_off`'s thread when there is one.
 class BareCloud : public tandem::v1::CloudService::CallbackService {
+ public:
+  explicit BareCloud(HandOffThread* hand_off = nullptr) : hand_off_(hand_off) {}
+
   grpc::ServerUnaryReactor* Continue(grpc::CallbackServerContext* context,
                                      const ContinueRequest* request,
                                      ContinueResponse* response) override {
     response->set_id(request->id());
     response->add_top_k()->set_index(0);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
+    if (hand_off_ == nullptr) {
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      hand_off_->Post([reactor] { reactor->Finish(grpc::Status::OK); });
+    }
     return reactor;
   }
+
+ private:
+  HandOffThread* const hand_off_;
 };
 
-// Hop 1 of the baseline: forwards `offload_bytes` of payload per Infer.
+// Hop 1 of the baseline: forwards `offload_bytes` of payload per Infer, from
+// `hand_off`'s thread when there is one. The answer is sent from gRPC's
+// callback thread, as the agent sends the cloud's.
 class BareEdge : public tandem::v1::EdgeService::CallbackService {
  public:
-  explicit BareEdge(std::shared_ptr<grpc::Channel> cloud)
-      : stub_(tandem::v1::CloudService::NewStub(std::move(cloud))) {}
+  explicit BareEdge(std::shared_ptr<grpc::Channel> cloud,
+                    HandOffThread* hand_off = nullptr)
+      : stub_(tandem::v1::CloudService::NewStub(std::move(cloud))),
+        hand_off_(hand_off) {}
   void set_offload_bytes(int64_t bytes) { payload_.assign(bytes, '\x01'); }
   // Receipt to reply of the last call: the cloud round trip.
   absl::Duration last_handled() const {
@@ -101,22 +168,80 @@ class BareEdge : public tandem::v1::EdgeService::CallbackService {
     call->request.set_id(request->id());
     *call->request.add_raw_input_contents() = payload_;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    stub_->async()->Continue(
-        &call->context, &call->request, &call->response,
-        [this, call, reactor, response, received](grpc::Status status) {
-          *response->mutable_top_k() = call->response.top_k();
-          delete call;
-          last_handled_ns_.store(
-              absl::ToInt64Nanoseconds(absl::Now() - received));
-          reactor->Finish(status);
-        });
+    auto forward = [this, call, reactor, response, received] {
+      stub_->async()->Continue(
+          &call->context, &call->request, &call->response,
+          [this, call, reactor, response, received](grpc::Status status) {
+            *response->mutable_top_k() = call->response.top_k();
+            delete call;
+            last_handled_ns_.store(
+                absl::ToInt64Nanoseconds(absl::Now() - received));
+            reactor->Finish(status);
+          });
+    };
+    if (hand_off_ == nullptr) {
+      forward();
+    } else {
+      hand_off_->Post(std::move(forward));
+    }
     return reactor;
   }
 
  private:
   std::unique_ptr<tandem::v1::CloudService::Stub> stub_;
+  HandOffThread* const hand_off_;
   std::string payload_;
   std::atomic<int64_t> last_handled_ns_{0};
+};
+
+// A baseline's two hops: a unix-socket BareEdge forwarding over TCP
+// loopback to a BareCloud, with their hand-off threads (or none). Members
+// start in order: the cloud, then the edge that dials it.
+class BareHops {
+  int cloud_port_ = 0;  // Set by the cloud's server; first, to be set first.
+
+ public:
+  static absl::StatusOr<std::unique_ptr<BareHops>> Start(
+      const std::string& socket, HandOffThread* edge_thread,
+      HandOffThread* cloud_thread) {
+    auto hops = std::unique_ptr<BareHops>(
+        new BareHops(socket, edge_thread, cloud_thread));
+    if (hops->cloud_server == nullptr || hops->edge_server == nullptr)
+      return absl::UnavailableError("cannot start the bare gRPC servers");
+    return hops;
+  }
+
+  void Shutdown() {
+    edge_server->Shutdown();
+    cloud_server->Shutdown();
+  }
+
+  BareCloud cloud;
+  std::unique_ptr<grpc::Server> cloud_server;
+  BareEdge edge;
+  std::unique_ptr<grpc::Server> edge_server;
+  std::unique_ptr<tandem::v1::EdgeService::Stub> stub;
+
+ private:
+  BareHops(const std::string& socket, HandOffThread* edge_thread,
+           HandOffThread* cloud_thread)
+      : cloud(cloud_thread),
+        cloud_server(StartServer("127.0.0.1:0", &cloud, &cloud_port_)),
+        edge(grpc::CreateChannel(absl::StrCat("127.0.0.1:", cloud_port_),
+                                 grpc::InsecureChannelCredentials()),
+             edge_thread),
+        edge_server(StartServer("unix:" + socket, &edge, nullptr)),
+        stub(tandem::v1::EdgeService::NewStub(grpc::CreateChannel(
+            "unix:" + socket, grpc::InsecureChannelCredentials()))) {}
+
+  static std::unique_ptr<grpc::Server> StartServer(const std::string& address,
+                                                   grpc::Service* service,
+                                                   int* port) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+    builder.RegisterService(service);
+    return builder.BuildAndStart();
+  }
 };
 
 // One sample's FP32 bytes as a tensor of [1, shape...], or why not.
@@ -258,7 +383,7 @@ class PipelineEdge : public tandem::v1::EdgeService::CallbackService {
 
 struct Summary {
   SampleWindow overhead_ms{1 << 20}, total_ms{1 << 20}, compute_ms{1 << 20},
-      bare_ms{1 << 20};
+      bare_ms{1 << 20}, handoff_ms{1 << 20};
   // The bare hops' parts: SDK <-> forwarder, and the forwarder's receipt to
   // reply (the cloud round trip).
   SampleWindow bare_client_hop_ms{1 << 20}, bare_cloud_round_trip_ms{1 << 20};
@@ -341,30 +466,16 @@ int Main() {
     return 1;
   }
 
-  // The baseline's two hops, of the same kinds as the agent's.
-  BareCloud bare_cloud;
-  int bare_cloud_port = 0;
-  grpc::ServerBuilder cloud_builder;
-  cloud_builder.AddListeningPort(
-      "127.0.0.1:0", grpc::InsecureServerCredentials(), &bare_cloud_port);
-  cloud_builder.RegisterService(&bare_cloud);
-  std::unique_ptr<grpc::Server> bare_cloud_server =
-      cloud_builder.BuildAndStart();
-  BareEdge bare_edge(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", bare_cloud_port),
-                          grpc::InsecureChannelCredentials()));
-  const std::string bare_socket = socket + ".bare";
-  grpc::ServerBuilder edge_builder;
-  edge_builder.AddListeningPort("unix:" + bare_socket,
-                                grpc::InsecureServerCredentials());
-  edge_builder.RegisterService(&bare_edge);
-  std::unique_ptr<grpc::Server> bare_edge_server = edge_builder.BuildAndStart();
-  if (bare_cloud_server == nullptr || bare_edge_server == nullptr) {
+  // The baselines' two hops, of the same kinds as the agent's: bare, and
+  // with a thread hand-off in each (the threads outlive the servers).
+  HandOffThread edge_worker, cloud_instance;
+  auto bare = BareHops::Start(socket + ".bare", nullptr, nullptr);
+  auto handoff =
+      BareHops::Start(socket + ".handoff", &edge_worker, &cloud_instance);
+  if (!bare.ok() || !handoff.ok()) {
     std::cerr << "cannot start the bare gRPC servers\n";
     return 1;
   }
-  auto bare_stub = tandem::v1::EdgeService::NewStub(grpc::CreateChannel(
-      "unix:" + bare_socket, grpc::InsecureChannelCredentials()));
 
   // The hand-made pipeline's two hops, of the same kinds, on its own copy of
   // the models.
@@ -435,7 +546,8 @@ int Main() {
       }
       // The same bytes through the bare hops: the client's tensor in, the
       // offloaded tensor's size forwarded.
-      bare_edge.set_offload_bytes(result->bytes_sent);
+      (*bare)->edge.set_offload_bytes(result->bytes_sent);
+      (*handoff)->edge.set_offload_bytes(result->bytes_sent);
       InferRequest bare_request;
       bare_request.set_model_name(name);
       bare_request.set_id("bare");
@@ -443,12 +555,21 @@ int Main() {
       bare_request.add_raw_input_contents()->assign(
           reinterpret_cast<const char*>(input.data()),
           input.size() * sizeof(float));
-      const absl::StatusOr<Timed> bare = TimedInfer(*bare_stub, bare_request);
-      if (!bare.ok()) {
-        std::cerr << "bare gRPC request failed: " << bare.status() << "\n";
+      const absl::StatusOr<Timed> bare_timed =
+          TimedInfer(*(*bare)->stub, bare_request);
+      if (!bare_timed.ok()) {
+        std::cerr << "bare gRPC request failed: " << bare_timed.status()
+                  << "\n";
         return 1;
       }
-      const absl::Duration bare_handled = bare_edge.last_handled();
+      const absl::Duration bare_handled = (*bare)->edge.last_handled();
+      const absl::StatusOr<Timed> handoff_timed =
+          TimedInfer(*(*handoff)->stub, bare_request);
+      if (!handoff_timed.ok()) {
+        std::cerr << "bare gRPC request with hand-offs failed: "
+                  << handoff_timed.status() << "\n";
+        return 1;
+      }
       const absl::StatusOr<Timed> pipeline =
           TimedInfer(*pipeline_stub, bare_request);
       if (!pipeline.ok()) {
@@ -457,8 +578,9 @@ int Main() {
         return 1;
       }
       if (i < 0) continue;  // Warm-up.
-      summary.bare_ms.Add(Ms(bare->latency));
-      summary.bare_client_hop_ms.Add(Ms(bare->latency - bare_handled));
+      summary.bare_ms.Add(Ms(bare_timed->latency));
+      summary.handoff_ms.Add(Ms(handoff_timed->latency));
+      summary.bare_client_hop_ms.Add(Ms(bare_timed->latency - bare_handled));
       summary.bare_cloud_round_trip_ms.Add(Ms(bare_handled));
       const absl::Duration pipeline_compute =
           absl::Microseconds(pipeline->response.timings().edge_compute_us() +
@@ -490,6 +612,7 @@ int Main() {
     }
     const double overhead_p50 = summary.overhead_ms.Percentile(50);
     const double bare_p50 = summary.bare_ms.Percentile(50);
+    const double handoff_p50 = summary.handoff_ms.Percentile(50);
     const double pipeline_overhead_p50 =
         summary.pipeline_overhead_ms.Percentile(50);
     entries.push_back(absl::StrFormat(
@@ -498,7 +621,10 @@ int Main() {
         "\"total_ms\": {\"p50\": %.4f, \"p99\": %.4f}, \"compute_ms\": "
         "{\"p50\": %.4f}, \"bare_grpc_two_hops_ms\": {\"p50\": %.4f, "
         "\"p99\": %.4f}, \"overhead_p50_ms\": %.4f, "
-        "\"overhead_vs_bare_grpc\": %.4f, \"overhead_p50_parts_ms\": %s, "
+        "\"overhead_vs_bare_grpc\": %.4f, "
+        "\"bare_grpc_handoff_two_hops_ms\": {\"p50\": %.4f, \"p99\": %.4f}, "
+        "\"overhead_vs_bare_grpc_handoff\": %.4f, "
+        "\"overhead_p50_parts_ms\": %s, "
         "\"bare_grpc_parts_ms\": {\"client_hop\": %.4f, "
         "\"cloud_round_trip\": %.4f}, \"bare_pipeline_ms\": {\"p50\": %.4f, "
         "\"p99\": %.4f, \"compute_p50\": %.4f, \"overhead_p50\": %.4f}, "
@@ -508,8 +634,10 @@ int Main() {
         summary.overhead_ms.Mean(), summary.total_ms.Percentile(50),
         summary.total_ms.Percentile(99), summary.compute_ms.Percentile(50),
         bare_p50, summary.bare_ms.Percentile(99), overhead_p50,
-        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0, BreakdownJson(summary),
-        summary.bare_client_hop_ms.Percentile(50),
+        bare_p50 > 0 ? overhead_p50 / bare_p50 : 0.0, handoff_p50,
+        summary.handoff_ms.Percentile(99),
+        handoff_p50 > 0 ? overhead_p50 / handoff_p50 : 0.0,
+        BreakdownJson(summary), summary.bare_client_hop_ms.Percentile(50),
         summary.bare_cloud_round_trip_ms.Percentile(50),
         summary.pipeline_ms.Percentile(50), summary.pipeline_ms.Percentile(99),
         summary.pipeline_compute_ms.Percentile(50), pipeline_overhead_p50,
@@ -518,8 +646,8 @@ int Main() {
   }
   std::cout << "{" << absl::StrJoin(entries, ", ") << "}\n";
   client->reset();
-  bare_edge_server->Shutdown();
-  bare_cloud_server->Shutdown();
+  (*bare)->Shutdown();
+  (*handoff)->Shutdown();
   pipeline_edge_server->Shutdown();
   pipeline_cloud_server->Shutdown();
   (*edge)->Shutdown();
