@@ -656,8 +656,7 @@ void PlanKeeper::OnAnswered(const std::string& model,
   }
   // The answer that may make the fall felt, or that refutes the switch to
   // the current plan, re-plans at once.
-  const bool felt = state.fall_unfelt && current && m.count >= kFeltAfter &&
-                    Felt(m, m.mean_ms);
+  const bool felt = state.fall_unfelt && current && Felt(m, m.mean_ms);
   if (felt) state.fall_unfelt = false;
   if (felt || (current && RetreatWanted(state))) {
     state.planned_at = absl::InfinitePast();  // Re-plan with this answer.
@@ -833,7 +832,7 @@ bool PlanKeeper::FallNotFelt(const ModelState& state,
     // No answer since the change: unfelt, if there is a figure to feel it by.
     return m.count >= kMinMeasured || m.before_ms > 0;
   }
-  return m.before_ms > 0 && (m.count < kFeltAfter || !Felt(m, m.mean_ms));
+  return m.before_ms > 0 && !Felt(m, m.mean_ms);
 }
 
 bool PlanKeeper::Felt(const MeasuredPlan& m, double took_ms) {

@@ -226,15 +226,6 @@ class PlanKeeper {
   // offloads one request in seven would otherwise feel a fall only with its
   // first slow offload.
   static constexpr int kFallTrustedAfter = 6;
-  // A fall is felt by the mean of at least this many of the plan's answers
-  // since the change, never by one: on a token-bucket link a small transfer
-  // that finds the bucket empty is several times slower than the rest (a
-  // 784 B offload spends 5.7 ms on a 1.1 Mbit/s wire; the Fashion-MNIST
-  // trace's offloads there took 1.4-2.0 ms on average), and two such
-  // transfers also read as a fall to the estimator. The answer after them,
-  // back at burst speed, tells that from a real fall, where every answer is
-  // slow.
-  static constexpr int kFeltAfter = 2;
   // Evidence against a plan just switched to counts sooner than evidence for
   // it: once its first kRefuteAfter answers were each slower than the
   // figure of the plan it replaced by the gain and by kFeltDeviations of
@@ -357,11 +348,10 @@ class PlanKeeper {
   // made with explain) has yet to reach its requests: it counted a measured
   // figure before the last change of link, and its answers since (if any)
   // are not slower than that by the gain and by more than its own noise
-  // (kFeltDeviations mean absolute deviations), or fewer than kFeltAfter
-  // of them came. Two late transfers of other requests on a busy edge read
-  // as a fall of the link as much as a real one does; the plan's own
-  // requests tell them apart, a real fall within kFeltAfter answers, and so
-  // do kFallTrustedAfter more transfers that kept to it.
+  // (kFeltDeviations mean absolute deviations). Two late transfers of other
+  // requests on a busy edge read as a fall of the link as much as a real one
+  // does; the plan's own requests tell them apart, a real fall within one
+  // answer, and so do kFallTrustedAfter more transfers that kept to it.
   bool FallNotFelt(const ModelState& state, const tandem::v1::Plan& current,
                    const tandem::v1::Plan& fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
