@@ -597,7 +597,6 @@ void PlanKeeper::OnAnswered(const std::string& model,
     if (now - m.last <= kMeasuredFor) {
       next.before_ms = counted ? m.mean_ms : m.before_ms;
       next.before_dev_ms = counted ? m.dev_ms : m.before_dev_ms;
-      next.before_max_ms = counted ? m.max_ms : m.before_max_ms;
     }
     next.past = std::move(m.past);
     // A refuted figure too: the newest for its link, it must not let an
@@ -633,7 +632,6 @@ void PlanKeeper::OnAnswered(const std::string& model,
     m.dev_ms += weight * (std::fabs(took_ms - m.mean_ms) - m.dev_ms);
   m.mean_ms += weight * (took_ms - m.mean_ms);
   m.min_ms = m.count == 1 ? took_ms : std::min(m.min_ms, took_ms);
-  m.max_ms = std::max(m.max_ms, took_ms);
   m.last = now;
   ModelState& state = it->second;
   const bool current = state.plan != nullptr && PlanKey(*state.plan) == key;
@@ -658,7 +656,7 @@ void PlanKeeper::OnAnswered(const std::string& model,
   }
   // The answer that may make the fall felt, or that refutes the switch to
   // the current plan, re-plans at once.
-  const bool felt = state.fall_unfelt && current && FeltSince(m);
+  const bool felt = state.fall_unfelt && current && Felt(m, m.mean_ms);
   if (felt) state.fall_unfelt = false;
   if (felt || (current && RetreatWanted(state))) {
     state.planned_at = absl::InfinitePast();  // Re-plan with this answer.
@@ -834,16 +832,12 @@ bool PlanKeeper::FallNotFelt(const ModelState& state,
     // No answer since the change: unfelt, if there is a figure to feel it by.
     return m.count >= kMinMeasured || m.before_ms > 0;
   }
-  return m.before_ms > 0 && !FeltSince(m);
+  return m.before_ms > 0 && !Felt(m, m.mean_ms);
 }
 
 bool PlanKeeper::Felt(const MeasuredPlan& m, double took_ms) {
   return took_ms > m.before_ms * (1 + kSwitchGain) &&
          took_ms > m.before_ms + kFeltDeviations * m.before_dev_ms;
-}
-
-bool PlanKeeper::FeltSince(const MeasuredPlan& m) {
-  return Felt(m, m.mean_ms) && (m.count >= 2 || m.mean_ms > m.before_max_ms);
 }
 
 int PlanKeeper::switches() const {

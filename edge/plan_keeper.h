@@ -147,9 +147,6 @@ class PlanKeeper {
     // none), for telling whether a change of link reached this plan.
     double before_ms = 0, before_dev_ms = 0;
     double min_ms = 0;  // Its fastest answer in this regime.
-    // Its slowest answer in this regime, and in the regime `before_ms`
-    // comes from (see FeltSince).
-    double max_ms = 0, before_max_ms = 0;
     // Its first answers after a switch to it were each slower than the plan
     // it replaced (see kRefuteAfter): its figure counts before kMinMeasured.
     bool refuted = false;
@@ -248,16 +245,6 @@ class PlanKeeper {
   // Whether `took_ms` (a mean since the change) is slower than the figure
   // before the change by the gain and beyond the plan's noise.
   static bool Felt(const MeasuredPlan& m, double took_ms);
-  // Whether the plan's answers since the last change of link felt a fall:
-  // their mean is Felt, and it rests on two answers or more, or on one
-  // slower than any the plan had in the regime its figure came from. On a
-  // token-bucket link a small transfer that finds the bucket empty is
-  // several times slower than the rest (a 784 B offload spends 5.7 ms on a
-  // 1.1 Mbit/s wire, against a 1.4-2.4 ms mean), and the transfers before
-  // it read as a fall to the estimator: one such answer is what the plan's
-  // own figure already holds. An answer beyond all of them (a real fall:
-  // 48 ms for 784 B at 0.13 Mbit/s) is felt at once.
-  static bool FeltSince(const MeasuredPlan& m);
 
   PlanKeeper(const tandem::v1::EdgeConfig& config, CloudLink* cloud,
              Clock* clock);
@@ -360,10 +347,11 @@ class PlanKeeper {
   // the switching gain (a fall of the link for the bytes it sends; `fresh`
   // made with explain) has yet to reach its requests: it counted a measured
   // figure before the last change of link, and its answers since (if any)
-  // have not felt it (FeltSince). Two late transfers of other requests on a
-  // busy edge read as a fall of the link as much as a real one does; the
-  // plan's own requests tell them apart, a real fall within one or two
-  // answers, and so do kFallTrustedAfter more transfers that kept to it.
+  // are not slower than that by the gain and by more than its own noise
+  // (kFeltDeviations mean absolute deviations). Two late transfers of other
+  // requests on a busy edge read as a fall of the link as much as a real one
+  // does; the plan's own requests tell them apart, a real fall within one
+  // answer, and so do kFallTrustedAfter more transfers that kept to it.
   bool FallNotFelt(const ModelState& state, const tandem::v1::Plan& current,
                    const tandem::v1::Plan& fresh) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
