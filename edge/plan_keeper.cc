@@ -417,6 +417,22 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
         state.predicted_ms = now->latency_ms();
       return state.plan;
     }
+    if (!measured_gain) {
+      // What the predictions weighed, so that a switch the answers later
+      // refute can be traced to the figure that made it.
+      const tandem::v1::PlanAlternative* now = Find(plan, *state.plan);
+      const std::optional<double> measured = Measured(state, *state.plan);
+      TANDEM_LOG(INFO) << model.name() << ": switches for a predicted gain: "
+                       << plan.predicted_latency_ms() << " ms x"
+                       << BiasOf(state, PlanKey(plan))
+                       << " against the current plan's "
+                       << (now != nullptr ? now->latency_ms() : 0) << " ms x"
+                       << BiasOf(state, PlanKey(*state.plan))
+                       << (measured
+                               ? absl::StrCat(", measured ", *measured, " ms")
+                               : std::string(", not measured"))
+                       << " on this link";
+    }
   }
   plan.clear_alternatives();
   return Adopt(state, std::move(plan), policy_key);
