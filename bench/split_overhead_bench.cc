@@ -194,6 +194,17 @@ class BareEdge : public tandem::v1::EdgeService::CallbackService {
   std::atomic<int64_t> last_handled_ns_{0};
 };
 
+// A plaintext server of `service` on `address` (its port, when asked for,
+// in `*port`); null when it cannot start.
+std::unique_ptr<grpc::Server> StartServer(const std::string& address,
+                                          grpc::Service* service,
+                                          int* port = nullptr) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
+
 // A baseline's two hops: a unix-socket BareEdge forwarding over TCP
 // loopback to a BareCloud, with their hand-off threads (or none). Members
 // start in order: the cloud, then the edge that dials it.
@@ -230,18 +241,9 @@ class BareHops {
         edge(grpc::CreateChannel(absl::StrCat("127.0.0.1:", cloud_port_),
                                  grpc::InsecureChannelCredentials()),
              edge_thread),
-        edge_server(StartServer("unix:" + socket, &edge, nullptr)),
+        edge_server(StartServer("unix:" + socket, &edge)),
         stub(tandem::v1::EdgeService::NewStub(grpc::CreateChannel(
             "unix:" + socket, grpc::InsecureChannelCredentials()))) {}
-
-  static std::unique_ptr<grpc::Server> StartServer(const std::string& address,
-                                                   grpc::Service* service,
-                                                   int* port) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
-    builder.RegisterService(service);
-    return builder.BuildAndStart();
-  }
 };
 
 // One sample's FP32 bytes as a tensor of [1, shape...], or why not.
@@ -488,23 +490,15 @@ int Main() {
   }
   PipelineCloud pipeline_cloud(pipeline_models->get());
   int pipeline_cloud_port = 0;
-  grpc::ServerBuilder pipeline_cloud_builder;
-  pipeline_cloud_builder.AddListeningPort(
-      "127.0.0.1:0", grpc::InsecureServerCredentials(), &pipeline_cloud_port);
-  pipeline_cloud_builder.RegisterService(&pipeline_cloud);
   std::unique_ptr<grpc::Server> pipeline_cloud_server =
-      pipeline_cloud_builder.BuildAndStart();
+      StartServer("127.0.0.1:0", &pipeline_cloud, &pipeline_cloud_port);
   PipelineEdge pipeline_edge(
       pipeline_models->get(), absl::GetFlag(FLAGS_split),
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", pipeline_cloud_port),
                           grpc::InsecureChannelCredentials()));
   const std::string pipeline_socket = socket + ".pipeline";
-  grpc::ServerBuilder pipeline_edge_builder;
-  pipeline_edge_builder.AddListeningPort("unix:" + pipeline_socket,
-                                         grpc::InsecureServerCredentials());
-  pipeline_edge_builder.RegisterService(&pipeline_edge);
   std::unique_ptr<grpc::Server> pipeline_edge_server =
-      pipeline_edge_builder.BuildAndStart();
+      StartServer("unix:" + pipeline_socket, &pipeline_edge);
   if (pipeline_cloud_server == nullptr || pipeline_edge_server == nullptr) {
     std::cerr << "cannot start the hand-made pipeline's servers\n";
     return 1;
