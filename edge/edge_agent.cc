@@ -565,6 +565,11 @@ absl::StatusOr<Route> EdgeAgent::RouteFor(const ProgressiveModel& model,
     PlanKeeper::Sla sla;
     sla.deadline = time_left;
     sla.min_accuracy = min_accuracy;
+    // Without an encoding of its own the input may travel as it came (see
+    // route.forward_input below): split 0 is priced at its size.
+    if (!request.has_encoding() && request.raw_input_contents_size() > 0)
+      sla.input_bytes =
+          static_cast<int64_t>(request.raw_input_contents(0).size());
     absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> plan =
         keeper_->PlanFor(model, policy, sla);
     if (!plan.ok() && request.allow_partial()) {

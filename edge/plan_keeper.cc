@@ -136,6 +136,7 @@ PlannerInput PlanKeeper::InputFor(
   input.network.set_link_type(config_.energy().link_type());
   input.energy = energy_;
   input.cloud_available = cloud_ != nullptr;
+  input.input_wire_bytes = state.input_bytes;
   return input;
 }
 
@@ -239,6 +240,7 @@ bool PlanKeeper::NeedsReplan(const ModelState& state,
          Outside(network_.uplink_mbit(), state.planned_uplink, band) ||
          Outside(network_.rtt_ms(), state.planned_rtt, band) ||
          LinkChanges() != state.planned_changes ||
+         state.input_bytes != state.planned_input_bytes ||
          clock_->Now() - state.planned_at > interval;
 }
 
@@ -288,6 +290,8 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::PlanFor(
   if (it == states_.end())
     return absl::NotFoundError("no profile for " + model.name());
   ModelState& state = it->second;
+  // Requests that change how they send the input re-price split 0.
+  if (sla.input_bytes > 0) state.input_bytes = sla.input_bytes;
   std::shared_ptr<const tandem::v1::Plan> shared = state.plan;
   const std::string policy_key = policy.SerializeAsString();
   if (shared == nullptr || state.planned_policy != policy_key) {
@@ -326,6 +330,7 @@ absl::StatusOr<std::shared_ptr<const tandem::v1::Plan>> PlanKeeper::DefaultPlan(
   state.planned_uplink = network_.uplink_mbit();
   state.planned_rtt = network_.rtt_ms();
   state.planned_changes = LinkChanges();
+  state.planned_input_bytes = state.input_bytes;
   state.planned_at = clock_->Now();
   const bool same_policy =
       state.plan != nullptr && state.planned_policy == policy_key;

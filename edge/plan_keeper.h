@@ -67,6 +67,11 @@ class PlanKeeper {
   struct Sla {
     absl::Duration deadline = absl::InfiniteDuration();  // Time left.
     float min_accuracy = 0;                              // 0: the default.
+    // The model input's size as this request sent it, where a split-0
+    // offload would forward it as it is (no encoding of its own asked for);
+    // 0: not known. Split-0 plans are priced at it (PlannerInput::
+    // input_wire_bytes).
+    int64_t input_bytes = 0;
   };
 
   // Profiles every model of `repository` (both must outlive the keeper).
@@ -184,6 +189,9 @@ class PlanKeeper {
     int planned_changes = 0;  // Link changes the estimator had seen.
     absl::Time planned_at = absl::InfinitePast();
     std::string planned_policy;  // Serialized policy the plan was made for.
+    // The input's size as the model's requests send it (Sla::input_bytes),
+    // and as the plan was made for.
+    int64_t input_bytes = 0, planned_input_bytes = 0;
     tandem::v1::EdgeModelPolicy policy;  // That policy, for the planner.
     bool replan_pending = false;         // The planner thread will re-plan.
     // The plan last switched away from, and when.

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "common/testing/status_matchers.h"
@@ -89,6 +90,32 @@ TEST_F(PlanKeeperTest, FollowsASustainedChangeOfTheLinkAtOnce) {
   Transfer(100);
   EXPECT_LT(Split(), 3);
   EXPECT_EQ(keeper_->switches(), 3);
+}
+
+TEST_F(PlanKeeperTest, SplitZeroIsPricedAtTheInputAsRequestsSendIt) {
+  // A request whose input is no larger than the 8-bit encoding of it (8-bit
+  // pixels, say) would have it forwarded as it is at split 0: every split-0
+  // alternative sends those bytes, and one encoding stands for them all.
+  ASSERT_OK_AND_ASSIGN(tandem::v1::SavedProfile saved, keeper_->Saved("tiny"));
+  int64_t smallest = 0;
+  for (const auto& size : saved.edge().input_sizes()) {
+    if (smallest == 0 || size.bytes() < smallest) smallest = size.bytes();
+  }
+  ASSERT_GT(smallest, 0);
+  PlanKeeper::Sla sla;
+  sla.input_bytes = smallest;
+  ASSERT_OK(keeper_->PlanFor(*model_, policy_, sla).status());
+  tandem::v1::GetPlanRequest explain;
+  explain.set_explain(true);
+  ASSERT_OK_AND_ASSIGN(tandem::v1::Plan plan,
+                       keeper_->Explain(*model_, policy_, explain));
+  std::set<int> encodings;
+  for (const auto& a : plan.alternatives()) {
+    if (a.split_point() != 0) continue;
+    encodings.insert(a.encoding());
+    EXPECT_EQ(a.bytes_sent(), smallest);
+  }
+  EXPECT_EQ(encodings.size(), 1u);
 }
 
 TEST_F(PlanKeeperTest, ConfirmingReplansKeepTheSharedPlan) {

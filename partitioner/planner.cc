@@ -233,6 +233,20 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(
           ? kInf
           : absl::ToDoubleMilliseconds(constraints.deadline);
 
+  // The encoding whose split-0 plan stands for every plan that forwards the
+  // input as sent (PlannerInput::input_wire_bytes): the most compact.
+  const int64_t forwarded = input.input_wire_bytes;
+  Encoding forward_as = tandem::v1::ENCODING_RAW;
+  int64_t forward_as_bytes = -1;
+  for (Encoding encoding : input.encodings) {
+    const int64_t bytes = SizeOf(edge.input_sizes(), encoding);
+    if (forwarded > 0 && bytes >= forwarded &&
+        (forward_as_bytes < 0 || bytes < forward_as_bytes)) {
+      forward_as = encoding;
+      forward_as_bytes = bytes;
+    }
+  }
+
   std::vector<Candidate> candidates;
   candidates.reserve(settings.size() * (n * input.encodings.size() + 1));
   std::vector<double> edge_prefix(n + 1), edge_tail(n + 1), cloud_suffix(n + 1),
@@ -282,6 +296,11 @@ absl::StatusOr<tandem::v1::Plan> ChoosePlan(
                         ? SizeOf(edge.input_sizes(), c.encoding)
                         : SizeOf(edge.blocks(k - 1).output_sizes(), c.encoding);
           if (c.bytes < 0) continue;  // No size measured for this encoding.
+          if (k == 0 && forwarded > 0 && c.bytes >= forwarded) {
+            // The input travels as the request sent it.
+            if (c.encoding != forward_as) continue;
+            c.bytes = forwarded;
+          }
           const double one_transfer =
               rtt +
               c.bytes * 8.0 / (UplinkMbitFor(input.network, c.bytes) * 1e3);

@@ -20,6 +20,7 @@
 #ifndef TANDEM_PARTITIONER_PLANNER_H_
 #define TANDEM_PARTITIONER_PLANNER_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +46,12 @@ struct PlannerInput {
   std::vector<tandem::v1::Encoding> encodings = {
       tandem::v1::ENCODING_RAW, tandem::v1::ENCODING_FP16,
       tandem::v1::ENCODING_AFFINE_UINT8};
+  // The model input's size as requests send it (0: unknown). A split-0
+  // offload forwards the input unchanged where it is no larger than the
+  // plan's encoding would make it (8-bit pixels under an FP16 or FP32 plan):
+  // such plans are priced at what travels, and only the most compact of
+  // their encodings is weighed, since every one of them sends the same bytes.
+  int64_t input_wire_bytes = 0;
 };
 
 struct PlanConstraints {

@@ -1,6 +1,8 @@
 #include "partitioner/planner.h"
 
 #include <cmath>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "common/testing/status_matchers.h"
@@ -12,7 +14,9 @@ namespace {
 
 using ::tandem::testing::StatusIs;
 using tandem::v1::Plan;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Pair;
 
 // A synthetic 4-block model with exits after blocks 1 and 3. The edge takes
 // 10 ms per block, the cloud 1 ms. Tensors: input 100 KB, then 400 KB,
@@ -130,6 +134,32 @@ TEST_F(PlannerTest, ASizeClassPricesTransfersOfItsSize) {
   ASSERT_OK_AND_ASSIGN(Plan plan, Choose());
   EXPECT_EQ(plan.split_point(), 0);
   EXPECT_EQ(plan.encoding(), tandem::v1::ENCODING_AFFINE_UINT8);
+}
+
+TEST_F(PlannerTest, SplitZeroIsPricedAtTheInputAsRequestsSendIt) {
+  // Requests send 8-bit pixels (25 KB): every split-0 plan would forward them
+  // as they are, so one split-0 encoding is weighed, at 25 KB.
+  input_.input_wire_bytes = 25000;
+  PlanConstraints constraints;
+  constraints.explain = true;
+  ASSERT_OK_AND_ASSIGN(Plan plan, Choose(constraints));
+  std::set<std::pair<int, int64_t>> split_zero;
+  for (const auto& a : plan.alternatives()) {
+    if (a.split_point() == 0) split_zero.insert({a.encoding(), a.bytes_sent()});
+  }
+  EXPECT_THAT(split_zero,
+              ElementsAre(Pair(tandem::v1::ENCODING_AFFINE_UINT8, 25000)));
+  // FP32 input (100 KB): the FP32 plan forwards it, FP16 and INT8 encode it.
+  input_.input_wire_bytes = 100000;
+  ASSERT_OK_AND_ASSIGN(plan, Choose(constraints));
+  split_zero.clear();
+  for (const auto& a : plan.alternatives()) {
+    if (a.split_point() == 0) split_zero.insert({a.encoding(), a.bytes_sent()});
+  }
+  EXPECT_THAT(split_zero,
+              ElementsAre(Pair(tandem::v1::ENCODING_RAW, 100000),
+                          Pair(tandem::v1::ENCODING_FP16, 50000),
+                          Pair(tandem::v1::ENCODING_AFFINE_UINT8, 25000)));
 }
 
 TEST_F(PlannerTest, ExpectedLatencyMatchesHandComputation) {
